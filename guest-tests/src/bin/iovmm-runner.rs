@@ -1,0 +1,146 @@
+//! `iovmm-runner`: runs iovmm guest test scenarios on the host.
+//!
+//! - `iovmm-runner list`
+//! - `iovmm-runner run SCENARIO [--host-mode auto|native|tcg] [--images DIR] [--iovmm PATH] [--kernel PATH]
+//!   [--initrd PATH] [--junit PATH] [--log PATH] [--timeout SECS]`
+//! - `iovmm-runner bench-boot [SCENARIO options] [--runs N] [--out FILE]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use guest_tests::runner::bench::{self, BenchOptions};
+use guest_tests::runner::hostmode::HostModeChoice;
+use guest_tests::runner::paths::Overrides;
+use guest_tests::runner::run::{self, RunOptions};
+use guest_tests::runner::scenario::SCENARIOS;
+
+#[derive(Parser)]
+#[command(name = "iovmm-runner", about = "Run iovmm guest test scenarios")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Where to run the VMM: native /dev/kvm or the TCG test host (auto: native only on real VMX/SVM).
+    #[arg(long, value_enum, default_value = "auto")]
+    host_mode: HostModeChoice,
+    /// Images directory [default: build/images at the repository root].
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// The iovmm binary [default: target/x86_64-unknown-linux-gnu/release/iovmm].
+    #[arg(long)]
+    iovmm: Option<PathBuf>,
+    /// Guest kernel [default: IMAGES/bzImage].
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// Guest initramfs whose /init is iovmm-guest [default: IMAGES/guest-initramfs.cpio.gz].
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// QEMU binary for the TCG test host and the reference [default: qemu-system-x86_64].
+    #[arg(long)]
+    qemu: Option<PathBuf>,
+    /// Overall wall-clock limit per boot, seconds [default: 300 native, 900 tcg].
+    #[arg(long)]
+    timeout: Option<u64>,
+}
+
+impl Common {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            images: self.images.clone(),
+            iovmm: self.iovmm.clone(),
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            qemu: self.qemu.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the scenarios.
+    List,
+    /// Boot one scenario's guest and report its tests.
+    Run {
+        scenario: String,
+        #[command(flatten)]
+        common: Common,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Full console log [default: build/logs/SCENARIO-MODE.log].
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Time boots of iovmm against plain QEMU TCG.
+    BenchBoot {
+        #[command(flatten)]
+        common: Common,
+        /// Boots per series.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        /// Results JSON (a .txt table and a .log go beside it) [default: build/bench/boot-timing.json].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Scenario whose guest is booted.
+        #[arg(long, default_value = "boot")]
+        scenario: String,
+    },
+}
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(c).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::List => {
+            for s in SCENARIOS {
+                println!(
+                    "{:<8} {} vCPUs, {} MiB{}: {}\n         tests: {}",
+                    s.name,
+                    s.cpus,
+                    s.memory_mib,
+                    if s.vmm_args.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", s.vmm_args.join(" "))
+                    },
+                    s.summary,
+                    s.tests.join(",")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Run {
+            scenario,
+            common,
+            junit,
+            log,
+        } => code(run::run(&RunOptions {
+            scenario,
+            host_mode: common.host_mode,
+            paths: common.overrides(),
+            junit,
+            log,
+            timeout_secs: common.timeout,
+        })),
+        Cmd::BenchBoot {
+            common,
+            runs,
+            out,
+            scenario,
+        } => code(bench::bench(&BenchOptions {
+            scenario,
+            host_mode: common.host_mode,
+            runs,
+            out,
+            paths: common.overrides(),
+            timeout_secs: common.timeout,
+        })),
+    }
+}

@@ -1,0 +1,23 @@
+//! Guest side: the tests `iovmm-guest` runs as PID 1 and the plumbing around them.
+//!
+//! Every check reads the guest's own view (procfs, sysfs, /dev/kmsg, VFIO) below a [`context::Context`] root
+//! so the same code runs on a fake tree in unit tests.
+
+pub mod acpi;
+pub mod cmdline;
+pub mod context;
+pub mod cpus;
+pub mod init;
+pub mod kmsg;
+pub mod ktap;
+pub mod memmap;
+pub mod msi;
+pub mod pci;
+pub mod registry;
+pub mod report;
+pub mod sys;
+pub mod testdev;
+pub mod vfio;
+
+#[cfg(test)]
+pub(crate) mod fake_root;

@@ -1,0 +1,143 @@
+//! The table of guest tests. A scenario names tests from here (`iovmm.tests=a,b,c`); adding a test is one
+//! entry in [`TESTS`] plus its module.
+
+use super::context::Context;
+use super::report::Report;
+use super::{acpi, cpus, kmsg, memmap, msi, pci};
+
+/// One guest test.
+pub struct TestCase {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub run: fn(&Context) -> Report,
+}
+
+/// Every test the guest binary knows, in the default order (interrupt tests last: vfio no-IOMMU mode taints
+/// the kernel and warns, so `kernel-log` must run before them).
+pub const TESTS: &[TestCase] = &[
+    TestCase {
+        name: "cpus",
+        summary: "online CPUs and /proc/cpuinfo match the vCPU count",
+        run: cpus::run,
+    },
+    TestCase {
+        name: "memory-map",
+        summary: "/sys/firmware/memmap equals the published e820 map",
+        run: memmap::run,
+    },
+    TestCase {
+        name: "acpi-tables",
+        summary: "ACPI tables in sysfs have the published lengths and hashes",
+        run: acpi::run,
+    },
+    TestCase {
+        name: "pci-devices",
+        summary: "PCI functions, IDs, classes and BAR assignments match",
+        run: pci::run,
+    },
+    TestCase {
+        name: "kernel-log",
+        summary: "no kernel message at warning level or worse",
+        run: kmsg::run,
+    },
+    TestCase {
+        name: "msi",
+        summary: "the test device's MSI reaches user space through VFIO",
+        run: msi::run_msi,
+    },
+    TestCase {
+        name: "msix",
+        summary: "the test device's MSI-X vector reaches user space through VFIO",
+        run: msi::run_msix,
+    },
+];
+
+/// Looks a test up by name.
+pub fn find(name: &str) -> Option<&'static TestCase> {
+    TESTS.iter().find(|t| t.name == name)
+}
+
+/// The names of every registered test, in default order.
+pub fn all_names() -> Vec<String> {
+    TESTS.iter().map(|t| t.name.to_string()).collect()
+}
+
+/// Runs one test by name, turning an unknown name or a panic into a failed report.
+pub fn run_one(name: &str, ctx: &Context) -> Report {
+    let Some(tc) = find(name) else {
+        return Report::failure(format!(
+            "unknown test {name:?}; known: {}",
+            all_names().join(",")
+        ));
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (tc.run)(ctx))) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Report::failure(format!("test panicked: {msg}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn ctx() -> Context {
+        Context {
+            root: PathBuf::from("/nonexistent-guest-root"),
+            expect: Err("no expect.json".into()),
+            scenario: "boot".into(),
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_findable() {
+        let names = all_names();
+        for n in &names {
+            assert_eq!(names.iter().filter(|m| *m == n).count(), 1, "{n}");
+            assert_eq!(find(n).map(|t| t.name), Some(n.as_str()));
+        }
+        assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn interrupt_tests_come_after_kernel_log() {
+        let names = all_names();
+        let pos = |n: &str| names.iter().position(|m| m == n).unwrap();
+        assert!(pos("kernel-log") < pos("msi"));
+        assert!(pos("kernel-log") < pos("msix"));
+    }
+
+    #[test]
+    fn unknown_test_fails_with_diagnostic() {
+        let r = run_one("bogus", &ctx());
+        assert!(!r.passed());
+        assert!(r.diagnostics[0].contains("unknown test \"bogus\""));
+    }
+
+    #[test]
+    fn missing_expectations_fail_every_comparison_test() {
+        for name in [
+            "cpus",
+            "memory-map",
+            "acpi-tables",
+            "pci-devices",
+            "msi",
+            "msix",
+        ] {
+            let r = run_one(name, &ctx());
+            assert!(!r.passed(), "{name} passed without expectations");
+            assert!(
+                r.diagnostics.iter().any(|d| d.contains("no expect.json")),
+                "{name}: {:?}",
+                r.diagnostics
+            );
+        }
+    }
+}
