@@ -1,1 +1,117 @@
-fn main() {}
+//! `iovmm`: boot Linux on KVM with faithful IOMMU models.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use vmm::cli::{Cli, Command, MachineArgs};
+use vmm::devices::ExitReason;
+use vmm::platform::{MachineConfig, Platform};
+use vmm::vm::{self, RunConfig, RunOutcome};
+
+/// Exit status for a run that hit `--timeout` (as timeout(1)).
+const EXIT_TIMEOUT: u8 = 124;
+/// Exit status for a guest that reset or panicked.
+const EXIT_RESET: u8 = 125;
+
+fn machine(args: &MachineArgs) -> MachineConfig {
+    MachineConfig {
+        memory_mib: args.memory,
+        cpus: args.cpus,
+    }
+}
+
+fn real_main(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Run(args) => {
+            let timeout = match args.timeout {
+                Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+                Some(t) => {
+                    return Err(
+                        format!("--timeout must be a positive number of seconds, not {t}").into(),
+                    )
+                }
+                None => None,
+            };
+            let run = RunConfig {
+                kernel: args.kernel,
+                initrd: args.initrd,
+                cmdline: args.cmdline,
+                timeout,
+            };
+            let outcome = vm::run(&machine(&args.machine), &run)?;
+            Ok(match outcome {
+                RunOutcome::Exited(ExitReason::GuestStatus(s)) => {
+                    eprintln!("iovmm: guest exited with status {s}");
+                    s
+                }
+                RunOutcome::Exited(ExitReason::PowerOff) => {
+                    eprintln!("iovmm: guest powered off");
+                    0
+                }
+                RunOutcome::Exited(ExitReason::Reset { what }) => {
+                    eprintln!("iovmm: guest reset ({what})");
+                    EXIT_RESET
+                }
+                RunOutcome::Panicked => {
+                    eprintln!("iovmm: guest kernel panicked");
+                    EXIT_RESET
+                }
+                RunOutcome::Timeout => {
+                    eprintln!(
+                        "iovmm: timeout: guest still running after {:?}",
+                        run.timeout.unwrap_or_default()
+                    );
+                    EXIT_TIMEOUT
+                }
+                RunOutcome::Exited(ExitReason::Error(e)) => return Err(e.into()),
+            })
+        }
+        Command::Describe(args) => {
+            let desc = Platform::describe(&machine(&args))?;
+            println!("{}", serde_json::to_string_pretty(&desc)?);
+            Ok(0)
+        }
+        Command::Tables(args) => {
+            let platform = Platform::build(
+                &machine(&args.machine),
+                std::sync::Arc::new(vmm::platform::DiscardMsi),
+            )?;
+            std::fs::create_dir_all(&args.out)?;
+            for (name, bytes) in platform.table_files() {
+                let path = args.out.join(name);
+                std::fs::write(&path, bytes)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                println!("{}", path.display());
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, not clap's usage block: "iovmm: error: unexpected argument '--bogus' found".
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid arguments");
+            eprintln!("iovmm: {first}");
+            return ExitCode::from(2);
+        }
+    };
+    vmm::logger::init(cli.log_level);
+    match real_main(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("iovmm: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

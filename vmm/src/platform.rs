@@ -1,0 +1,285 @@
+//! The machine's platform, built without KVM: e820 map, PCI segment with its devices, ACPI tables.
+//! `run`, `describe` and `tables` all build it the same way, so what the guest gets is what the tools print.
+
+use std::sync::{Arc, Mutex};
+
+use firmware_tables::acpi::{self, AcpiPlatform, AcpiTables, IoApic, PciHostBridge};
+use firmware_tables::description::{E820Entry, MachineDescription};
+use pci::{MsiError, MsiMessage, MsiSink};
+use thiserror::Error;
+
+use crate::bus::{lock, Bus, BusDevice, BusError};
+use crate::layout;
+use crate::memory::{self, MemoryError};
+
+/// Errors building the platform.
+#[derive(Debug, Error)]
+pub enum PlatformError {
+    #[error("{0} vCPUs requested: iovmm offers 1..={max} vCPUs", max = layout::MAX_VCPUS)]
+    BadCpuCount(u8),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("ACPI: {0}")]
+    Acpi(#[from] acpi::AcpiError),
+    #[error("PCI: {0}")]
+    Pci(String),
+}
+
+/// Options that shape the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineConfig {
+    pub memory_mib: u64,
+    pub cpus: u8,
+}
+
+impl MachineConfig {
+    /// Checks the options against what the VMM offers.
+    pub fn validate(&self) -> Result<(), PlatformError> {
+        if !(1..=layout::MAX_VCPUS).contains(&self.cpus) {
+            return Err(PlatformError::BadCpuCount(self.cpus));
+        }
+        memory::ram_regions(self.memory_mib)?;
+        Ok(())
+    }
+}
+
+/// An MSI sink for platforms that never run (describe, tables): messages are dropped.
+pub struct DiscardMsi;
+
+impl MsiSink for DiscardMsi {
+    fn send(&self, _msg: MsiMessage) -> Result<(), MsiError> {
+        Ok(())
+    }
+}
+
+/// Everything the guest is given besides RAM and the CPU.
+pub struct Platform {
+    pub config: MachineConfig,
+    pub e820: Vec<E820Entry>,
+    pub pci: Arc<Mutex<pci::PciSegment>>,
+    pub acpi: AcpiTables,
+}
+
+impl Platform {
+    /// Builds the platform; `msi` is where PCI devices' MSIs go.
+    pub fn build(config: &MachineConfig, msi: Arc<dyn MsiSink>) -> Result<Self, PlatformError> {
+        config.validate()?;
+        let e820 = memory::e820_map(config.memory_mib)?;
+        let mut segment = pci::PciSegment::new();
+        let test_device = pci::test_device::TestDevice::new(msi)
+            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        segment
+            .add_device(
+                pci::test_device::DEFAULT_DEVICE_NUMBER,
+                Box::new(test_device),
+            )
+            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        segment
+            .allocate_bars(
+                (layout::PCI_MMIO32_START, layout::PCI_MMIO32_SIZE),
+                (layout::PCI_MMIO64_START, layout::PCI_MMIO64_SIZE),
+            )
+            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        let acpi = acpi::build_acpi(
+            &acpi_platform(config),
+            layout::ACPI_START,
+            layout::ACPI_SIZE,
+        )?;
+        Ok(Self {
+            config: config.clone(),
+            e820,
+            pci: Arc::new(Mutex::new(segment)),
+            acpi,
+        })
+    }
+
+    /// The machine description `iovmm describe` prints and guest tests compare against.
+    pub fn describe(config: &MachineConfig) -> Result<MachineDescription, PlatformError> {
+        let p = Self::build(config, Arc::new(DiscardMsi))?;
+        let acpi_tables = p.acpi.infos();
+        let pci = lock(&p.pci).describe();
+        Ok(MachineDescription {
+            cpus: config.cpus,
+            memory_mib: config.memory_mib,
+            e820: p.e820,
+            acpi_tables,
+            pci,
+        })
+    }
+
+    /// Raw table files for `iovmm tables`.
+    pub fn table_files(&self) -> Vec<(String, &[u8])> {
+        acpi::table_files(&self.acpi)
+    }
+
+    /// Puts the PCI host bridge on the buses: CF8/CFC, ECAM, and the two BAR windows.
+    pub fn attach(&self, io_bus: &mut Bus, mmio_bus: &mut Bus) -> Result<(), BusError> {
+        let pci = &self.pci;
+        io_bus.insert(
+            Arc::new(Mutex::new(PciPio(pci.clone()))),
+            u64::from(layout::PCI_CONFIG_IO_START),
+            u64::from(layout::PCI_CONFIG_IO_SIZE),
+        )?;
+        mmio_bus.insert(
+            Arc::new(Mutex::new(PciEcam(pci.clone()))),
+            layout::PCI_ECAM_START,
+            layout::PCI_ECAM_SIZE,
+        )?;
+        for (base, size) in [
+            (layout::PCI_MMIO32_START, layout::PCI_MMIO32_SIZE),
+            (layout::PCI_MMIO64_START, layout::PCI_MMIO64_SIZE),
+        ] {
+            mmio_bus.insert(
+                Arc::new(Mutex::new(PciBars {
+                    segment: pci.clone(),
+                    base,
+                })),
+                base,
+                size,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn acpi_platform(config: &MachineConfig) -> AcpiPlatform {
+    AcpiPlatform {
+        cpus: config.cpus,
+        lapic_address: layout::LAPIC_START as u32,
+        ioapic: IoApic {
+            id: 0,
+            address: layout::IOAPIC_START as u32,
+            gsi_base: 0,
+        },
+        pci: PciHostBridge {
+            segment: 0,
+            ecam_base: layout::PCI_ECAM_START,
+            bus_start: layout::PCI_BUS_START,
+            bus_end: layout::PCI_BUS_END,
+            mmio32: (layout::PCI_MMIO32_START, layout::PCI_MMIO32_SIZE),
+            mmio64: (layout::PCI_MMIO64_START, layout::PCI_MMIO64_SIZE),
+            io: (layout::PCI_IO_START, layout::PCI_IO_SIZE),
+        },
+        serial_com1: Some((layout::COM1_PORT, layout::COM1_IRQ as u8)),
+        reset: Some((layout::I8042_COMMAND_PORT, layout::I8042_RESET_COMMAND)),
+        extra_tables: Vec::new(),
+    }
+}
+
+/// CF8/CFC configuration mechanism on the I/O bus.
+struct PciPio(Arc<Mutex<pci::PciSegment>>);
+
+impl BusDevice for PciPio {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        lock(&self.0).pio_read(offset, data);
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        lock(&self.0).pio_write(offset, data);
+    }
+}
+
+/// ECAM on the MMIO bus.
+struct PciEcam(Arc<Mutex<pci::PciSegment>>);
+
+impl BusDevice for PciEcam {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        lock(&self.0).ecam_read(offset, data);
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        lock(&self.0).ecam_write(offset, data);
+    }
+}
+
+/// One BAR window on the MMIO bus: accesses go to whichever BAR currently decodes the address.
+struct PciBars {
+    segment: Arc<Mutex<pci::PciSegment>>,
+    base: u64,
+}
+
+impl BusDevice for PciBars {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        let gpa = self.base + offset;
+        if !lock(&self.segment).mmio_read(gpa, data) {
+            log::debug!("unclaimed PCI MMIO read {gpa:#x} size {}", data.len());
+            data.fill(0xff);
+        }
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        let gpa = self.base + offset;
+        if !lock(&self.segment).mmio_write(gpa, data) {
+            log::debug!("unclaimed PCI MMIO write {gpa:#x} {data:02x?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> MachineConfig {
+        MachineConfig {
+            memory_mib: 512,
+            cpus: 2,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_cpu_counts() {
+        for cpus in [0, 9, 255] {
+            let c = MachineConfig { cpus, ..config() };
+            assert!(matches!(c.validate(), Err(PlatformError::BadCpuCount(n)) if n == cpus));
+        }
+        assert!(config().validate().is_ok());
+    }
+
+    #[test]
+    fn description_lists_tables_and_pci() {
+        let d = Platform::describe(&config()).unwrap();
+        let sigs: Vec<&str> = d.acpi_tables.iter().map(|t| t.signature.as_str()).collect();
+        for sig in ["RSDP", "XSDT", "FACP", "DSDT", "APIC", "MCFG"] {
+            assert!(sigs.contains(&sig), "{sig} missing from {sigs:?}");
+        }
+        assert_eq!(d.cpus, 2);
+        assert_eq!(d.e820, memory::e820_map(512).unwrap());
+        assert!(
+            d.pci.iter().any(|f| f.bdf == "0000:00:00.0"),
+            "host bridge missing: {:?}",
+            d.pci
+        );
+        // Every BAR sits inside one of the windows published in _CRS.
+        for f in &d.pci {
+            for b in &f.bars {
+                let in32 = b.start >= layout::PCI_MMIO32_START
+                    && b.end < layout::PCI_MMIO32_START + layout::PCI_MMIO32_SIZE;
+                let in64 = b.start >= layout::PCI_MMIO64_START
+                    && b.end < layout::PCI_MMIO64_START + layout::PCI_MMIO64_SIZE;
+                assert!(in32 || in64, "{b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn description_is_deterministic() {
+        assert_eq!(
+            Platform::describe(&config()).unwrap(),
+            Platform::describe(&config()).unwrap()
+        );
+    }
+
+    #[test]
+    fn acpi_tables_fit_the_reserved_area() {
+        let p = Platform::build(
+            &MachineConfig {
+                memory_mib: 512,
+                cpus: 8,
+            },
+            Arc::new(DiscardMsi),
+        )
+        .unwrap();
+        for t in p.acpi.all() {
+            assert!(t.address >= layout::ACPI_START);
+            assert!(t.address + t.bytes.len() as u64 <= layout::ACPI_START + layout::ACPI_SIZE);
+        }
+        assert_eq!(p.acpi.rsdp.address, layout::ACPI_START);
+    }
+}

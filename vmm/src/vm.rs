@@ -1,0 +1,237 @@
+//! Building and running a KVM VM: memory, irqchip, boot state, buses, vCPU threads.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kvm_bindings::{
+    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
+    KVM_PIT_SPEAKER_DUMMY,
+};
+use kvm_ioctls::{Kvm, VmFd};
+use thiserror::Error;
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::boot::{self, BootError};
+use crate::bus::Bus;
+use crate::devices::exit::ExitDevice;
+use crate::devices::i8042::I8042Reset;
+use crate::devices::serial::{ConsoleOut, SerialPort};
+use crate::devices::ExitReason;
+use crate::interrupts::KvmMsiSink;
+use crate::layout;
+use crate::platform::{MachineConfig, Platform, PlatformError};
+use crate::vcpu::Vcpu;
+use crate::x86::{cpuid, lapic, regs};
+
+/// KVM_SET_TSS_ADDRESS: three pages Intel VMX needs for real-mode emulation, inside the MMIO hole.
+const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
+
+/// Errors building or running a VM.
+#[derive(Debug, Error)]
+pub enum VmError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot use /dev/kvm: {0}")]
+    Kvm(kvm_ioctls::Error),
+    #[error("KVM {0} failed: {1}")]
+    KvmCall(&'static str, kvm_ioctls::Error),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error(transparent)]
+    Regs(#[from] regs::RegsError),
+    #[error("cannot write ACPI tables: {0}")]
+    AcpiWrite(vm_memory::GuestMemoryError),
+    #[error("cannot create an eventfd: {0}")]
+    EventFd(std::io::Error),
+    #[error("cannot start vCPU thread: {0}")]
+    Thread(std::io::Error),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
+}
+
+/// What to boot.
+pub struct RunConfig {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    pub timeout: Option<Duration>,
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    Exited(ExitReason),
+    /// The guest printed Linux's panic banner before resetting.
+    Panicked,
+    Timeout,
+}
+
+fn open(path: &PathBuf) -> Result<File, VmError> {
+    File::open(path).map_err(|source| VmError::Open {
+        path: path.clone(),
+        source,
+    })
+}
+
+fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), VmError> {
+    for (slot, region) in mem.iter().enumerate() {
+        let host = mem.get_host_address(region.start_addr()).map_err(|_| {
+            VmError::KvmCall(
+                "SET_USER_MEMORY_REGION",
+                kvm_ioctls::Error::new(libc::EFAULT),
+            )
+        })?;
+        let kregion = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().raw_value(),
+            memory_size: region.len(),
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the host range [host, host + len) is a live mmap owned by `mem`, which outlives the VM
+        // (both live until the process exits), and slots do not overlap (regions of one GuestMemoryMmap).
+        unsafe { vm.set_user_memory_region(kregion) }
+            .map_err(|e| VmError::KvmCall("SET_USER_MEMORY_REGION", e))?;
+    }
+    Ok(())
+}
+
+fn write_acpi(mem: &GuestMemoryMmap, platform: &Platform) -> Result<(), VmError> {
+    for t in platform.acpi.all() {
+        mem.write_slice(&t.bytes, GuestAddress(t.address))
+            .map_err(VmError::AcpiWrite)?;
+    }
+    Ok(())
+}
+
+/// Boots `run.kernel` on a new VM shaped by `machine` and waits until it stops.
+pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmError> {
+    machine.validate()?;
+    // Open the guest's files before touching KVM, so bad paths fail fast with a clear message.
+    let mut kernel = open(&run.kernel)?;
+    boot::bzimage::read_header(&mut kernel).map_err(BootError::from)?;
+    let initrd = run.initrd.as_ref().map(open).transpose()?;
+
+    let kvm = Kvm::new().map_err(VmError::Kvm)?;
+    let vm = Arc::new(
+        kvm.create_vm()
+            .map_err(|e| VmError::KvmCall("CREATE_VM", e))?,
+    );
+    vm.set_tss_address(KVM_TSS_ADDRESS)
+        .map_err(|e| VmError::KvmCall("SET_TSS_ADDR", e))?;
+    vm.create_irq_chip()
+        .map_err(|e| VmError::KvmCall("CREATE_IRQCHIP", e))?;
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(|e| VmError::KvmCall("CREATE_PIT2", e))?;
+
+    let mem =
+        crate::memory::create_guest_memory(machine.memory_mib).map_err(PlatformError::from)?;
+    register_memory(&vm, &mem)?;
+
+    let platform = Platform::build(machine, Arc::new(KvmMsiSink::new(vm.clone())))?;
+    write_acpi(&mem, &platform)?;
+    regs::write_boot_structures(&mem)?;
+    let boot = boot::load_linux(
+        &mem,
+        &platform.e820,
+        &mut kernel,
+        initrd,
+        &run.cmdline,
+        platform.acpi.rsdp.address,
+    )?;
+
+    let (events, exits) = mpsc::channel();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
+    vm.register_irqfd(&serial_irq, layout::COM1_IRQ)
+        .map_err(|e| VmError::KvmCall("IRQFD", e))?;
+
+    let mut io_bus = Bus::new();
+    let console = ConsoleOut::new(std::io::stdout(), panicked.clone());
+    io_bus.insert(
+        Arc::new(Mutex::new(SerialPort::new(serial_irq, console))),
+        u64::from(layout::COM1_PORT),
+        8,
+    )?;
+    io_bus.insert(
+        Arc::new(Mutex::new(ExitDevice::new(events.clone()))),
+        u64::from(layout::EXIT_DEVICE_PORT),
+        1,
+    )?;
+    io_bus.insert(
+        Arc::new(Mutex::new(I8042Reset::new(events.clone()))),
+        u64::from(layout::I8042_COMMAND_PORT),
+        1,
+    )?;
+    let mut mmio_bus = Bus::new();
+    platform.attach(&mut io_bus, &mut mmio_bus)?;
+    let (io_bus, mmio_bus) = (Arc::new(io_bus), Arc::new(mmio_bus));
+
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(|e| VmError::KvmCall("GET_SUPPORTED_CPUID", e))?;
+    let mut threads = Vec::new();
+    for id in 0..machine.cpus {
+        let fd = vm
+            .create_vcpu(u64::from(id))
+            .map_err(|e| VmError::KvmCall("CREATE_VCPU", e))?;
+        let entries = cpuid::for_vcpu(&supported, id, machine.cpus);
+        let cpuid = CpuId::from_entries(&entries)
+            .map_err(|_| VmError::KvmCall("SET_CPUID2", kvm_ioctls::Error::new(libc::E2BIG)))?;
+        fd.set_cpuid2(&cpuid)
+            .map_err(|e| VmError::KvmCall("SET_CPUID2", e))?;
+        regs::setup_common(&fd)?;
+        let mut lapic_state = fd
+            .get_lapic()
+            .map_err(|e| VmError::KvmCall("GET_LAPIC", e))?;
+        lapic::set_lint(&mut lapic_state);
+        fd.set_lapic(&lapic_state)
+            .map_err(|e| VmError::KvmCall("SET_LAPIC", e))?;
+        if id == 0 {
+            regs::setup_boot_vcpu(&fd, boot.entry)?;
+        }
+        let vcpu = Vcpu {
+            fd,
+            id,
+            io_bus: io_bus.clone(),
+            mmio_bus: mmio_bus.clone(),
+            events: events.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("vcpu{id}"))
+            .spawn(move || vcpu.run())
+            .map_err(VmError::Thread)?;
+        threads.push(handle);
+    }
+    drop(events);
+
+    let reason = match run.timeout {
+        Some(t) => exits.recv_timeout(t),
+        None => exits.recv().map_err(|_| RecvTimeoutError::Disconnected),
+    };
+    // vCPU threads are not joined: the process exits right after reporting, which tears the VM down.
+    Ok(match reason {
+        Ok(ExitReason::Reset { .. }) if panicked.load(Ordering::SeqCst) => RunOutcome::Panicked,
+        Ok(r) => RunOutcome::Exited(r),
+        Err(RecvTimeoutError::Timeout) => RunOutcome::Timeout,
+        Err(RecvTimeoutError::Disconnected) => RunOutcome::Exited(ExitReason::Error(
+            "all vCPU threads ended without a reason".into(),
+        )),
+    })
+}
