@@ -62,7 +62,11 @@ impl Common {
 #[derive(Subcommand)]
 enum Cmd {
     /// List the scenarios.
-    List,
+    List {
+        /// Print only the names, one per line (for scripts).
+        #[arg(long)]
+        names: bool,
+    },
     /// Boot one scenario's guest and report its tests.
     Run {
         scenario: String,
@@ -98,8 +102,12 @@ fn code(c: i32) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::List => {
+        Cmd::List { names } => {
             for s in SCENARIOS {
+                if names {
+                    println!("{}", s.name);
+                    continue;
+                }
                 println!(
                     "{:<8} {} vCPUs, {} MiB{}: {}\n         tests: {}",
                     s.name,

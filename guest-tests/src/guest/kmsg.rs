@@ -9,6 +9,9 @@ use super::report::Report;
 /// Worst console level allowed: messages with level <= this (emerg..warning) are offenders.
 pub const WORST_ALLOWED_BELOW: u8 = 4;
 
+/// At most this many offenders are listed as diagnostics.
+pub const MAX_LISTED: usize = 100;
+
 /// One /dev/kmsg record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KmsgRecord {
@@ -116,8 +119,11 @@ pub fn run(ctx: &Context) -> Report {
         records.len(),
         bad.len()
     ));
-    for b in bad {
+    for b in bad.iter().take(MAX_LISTED) {
         r.fail(describe(b));
+    }
+    if bad.len() > MAX_LISTED {
+        r.fail(format!("... and {} more", bad.len() - MAX_LISTED));
     }
     r
 }

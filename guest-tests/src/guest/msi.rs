@@ -92,6 +92,10 @@ fn run_kind(ctx: &Context, kind: IrqKind) -> Report {
 fn exercise(ctx: &Context, bdf: &str, kind: IrqKind, r: &mut Report) -> Result<(), String> {
     let sys = ctx.path("sys");
     let dev_root = ctx.path("dev");
+    let dir = sys.join("bus/pci/devices").join(bdf);
+    if !dir.is_dir() {
+        return Err(format!("test device {bdf} is not in {}", dir.display()));
+    }
     vfio::bind_vfio_pci(&sys, bdf)?;
     let group = vfio::noiommu_group_path(&sys, &dev_root, bdf)?;
     vfio::wait_for(&group, Duration::from_secs(2))?;
@@ -114,18 +118,22 @@ fn exercise(ctx: &Context, bdf: &str, kind: IrqKind, r: &mut Report) -> Result<(
     if bar0.size == 0 {
         return Err("BAR0 region is empty".into());
     }
+    testdev::check_id(&dev, &bar0)?;
+    let before = testdev::counters(&dev, &bar0)?;
     let mut per_ring = Vec::new();
     for _ in 0..RINGS {
         testdev::ring_doorbell(&dev, &bar0, 0)?;
         per_ring.push(vfio::wait_eventfd(&efd, IRQ_TIMEOUT)?);
     }
     let extra = vfio::wait_eventfd(&efd, QUIET_PERIOD)?;
+    let after = testdev::counters(&dev, &bar0)?;
     r.diag(format!(
-        "{}: {} vectors; per ring {per_ring:?}, extra {extra}",
+        "{}: {} vectors; eventfd per ring {per_ring:?}, extra {extra}; device counters {after:?}",
         kind.name(),
         vectors
     ));
     r.fail_all(check_counts(kind, &per_ring, extra));
+    r.fail_all(after.check_since(&before, RINGS as u32));
     if let Err(e) = dev.disable_irqs(index) {
         r.fail(e);
     }

@@ -91,15 +91,15 @@ pub fn quiet_console() -> Result<(), String> {
         .map_err(|e| format!("cannot lower console loglevel: {e}"))
 }
 
-/// Writes `status` to the exit device. Under iovmm (or QEMU's isa-debug-exit) this does not return.
+/// Writes `status` to the exit device with an 8-bit `out`. Under iovmm (or QEMU's isa-debug-exit) this does
+/// not return. Needs CONFIG_X86_IOPL_IOPERM; without it, falls back to /dev/port (CONFIG_DEVPORT).
 pub fn exit_device(status: u8) -> Result<(), String> {
     // SAFETY: ioperm only changes this process's I/O permission bitmap for one port.
     let rc = unsafe { libc::ioperm(libc::c_ulong::from(EXIT_PORT), 1, 1) };
     if rc != 0 {
-        return Err(format!(
-            "ioperm({EXIT_PORT:#x}): {}",
-            std::io::Error::last_os_error()
-        ));
+        let ioperm_err = std::io::Error::last_os_error();
+        return exit_via_dev_port(status)
+            .map_err(|e| format!("ioperm({EXIT_PORT:#x}): {ioperm_err}; {e}"));
     }
     // SAFETY: ioperm above granted access to EXIT_PORT, so `out` does not fault; the instruction touches
     // no memory and only the registers named here.
@@ -112,6 +112,17 @@ pub fn exit_device(status: u8) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Writes one byte at offset EXIT_PORT of /dev/port (the kernel does the `outb`).
+fn exit_via_dev_port(status: u8) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/port")
+        .map_err(|e| format!("/dev/port: {e}"))?;
+    f.write_all_at(&[status], u64::from(EXIT_PORT))
+        .map_err(|e| format!("/dev/port write: {e}"))
 }
 
 /// Last resort when the exit device did not stop the machine: restart (the VMM reports a reset), or hang.
