@@ -34,8 +34,11 @@ fi
 require_static "$guest_bin"
 require_static "$busybox"
 
-list="$(mktemp)"
-trap 'rm -f "$list"' EXIT
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+# Debug info is of no use inside the guest; keep the symbol table for backtraces.
+strip --strip-debug -o "$work/init" "$guest_bin"
+list="$work/list"
 cat >"$list" <<EOF
 dir /dev 0755 0 0
 nod /dev/console 0600 0 0 c 5 1
@@ -46,7 +49,7 @@ dir /tmp 1777 0 0
 dir /bin 0755 0 0
 file /bin/busybox $busybox 0755 0 0
 slink /bin/sh busybox 0777 0 0
-file /init $guest_bin 0755 0 0
+file /init $work/init 0755 0 0
 EOF
 
 pack_cpio "$list" "$out"
