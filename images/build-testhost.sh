@@ -57,17 +57,29 @@ start=$SECONDS
 src_version="$(linux_source_version)"            # e.g. 6.12.117-1~deb12u1
 upstream="${src_version%%-*}"                     # e.g. 6.12.117
 pkg="linux-image-${upstream}+deb12-amd64"
-apt-cache show "$pkg=$src_version" >/dev/null 2>&1 \
-    || die "apt-cache knows no $pkg version $src_version (run apt-get update?)"
-
 deb_dir="$CACHE_ROOT/debs"
 mkdir -p "$deb_dir"
-deb="$(find "$deb_dir" -maxdepth 1 -name "${pkg}_*_amd64.deb" -print -quit)"
-if [[ -z $deb ]] || [[ "$(dpkg-deb -f "$deb" Version)" != "$src_version" ]]; then
+
+# The cached .deb of $pkg at $src_version, if any.
+cached_deb() {
+    local f
+    for f in "$deb_dir/${pkg}"_*_amd64.deb; do
+        [[ -f $f && "$(dpkg-deb -f "$f" Version)" == "$src_version" ]] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+if ! deb="$(cached_deb)"; then
+    if ! apt-cache show "$pkg=$src_version" >/dev/null 2>&1; then
+        ((EUID == 0)) || die "apt-cache knows no $pkg=$src_version; run apt-get update as root"
+        log "testhost: apt-cache knows no $pkg=$src_version, running apt-get update"
+        apt-get update
+        apt-cache show "$pkg=$src_version" >/dev/null 2>&1 \
+            || die "no package $pkg=$src_version in the configured apt sources"
+    fi
     log "testhost: downloading $pkg=$src_version"
     (cd "$deb_dir" && apt-get download "$pkg=$src_version")
-    deb="$(find "$deb_dir" -maxdepth 1 -name "${pkg}_*_amd64.deb" -print -quit)"
-    [[ -n $deb ]] || die "apt-get download did not produce ${pkg}_*_amd64.deb"
+    deb="$(cached_deb)" || die "apt-get download did not produce ${pkg}_*_amd64.deb"
 fi
 
 busybox_version="$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null)" \
