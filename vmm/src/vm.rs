@@ -196,6 +196,7 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
             .map_err(|_| VmError::KvmCall("SET_CPUID2", kvm_ioctls::Error::new(libc::E2BIG)))?;
         fd.set_cpuid2(&cpuid)
             .map_err(|e| VmError::KvmCall("SET_CPUID2", e))?;
+        regs::set_xcr0(&fd, cpuid::boot_xcr0(&entries))?;
         regs::setup_common(&fd)?;
         let mut lapic_state = fd
             .get_lapic()

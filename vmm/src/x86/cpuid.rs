@@ -189,3 +189,44 @@ mod tests {
         assert_eq!(core_shift(5), 3);
     }
 }
+
+/// XCR0 bits: x87, SSE, AVX (YMM upper halves).
+const XFEATURE_FP_SSE: u64 = 0x3;
+const XFEATURE_YMM: u64 = 0x4;
+/// CPUID.1:ECX bit 28: AVX.
+const ECX_AVX: u32 = 1 << 28;
+
+/// The XCR0 a vCPU starts with: x87 and SSE, plus AVX when offered, i.e. what Linux enables first thing.
+///
+/// Real hardware resets XCR0 to 1 and the kernel's XSETBV sets it; KVM intercepts that XSETBV and refreshes
+/// the XSAVE area size in CPUID.0xD. Inside the TCG test host the XSETBV of a nested guest is not intercepted
+/// (QEMU's helper_xsetbv has no SVM intercept check), so KVM keeps reporting the size for XCR0 = 1 and Linux
+/// warns "XSAVE consistency problem". Starting with the value Linux will write keeps CPUID consistent there and
+/// is indistinguishable on real hardware, where the kernel overwrites it anyway.
+pub fn boot_xcr0(entries: &[kvm_cpuid_entry2]) -> u64 {
+    let find = |f: u32| entries.iter().find(|e| e.function == f && e.index == 0);
+    let Some(xsave) = find(0xd) else { return 1 };
+    let supported = u64::from(xsave.eax) | (u64::from(xsave.edx) << 32);
+    let avx = find(LEAF_FEATURES).is_some_and(|e| e.ecx & ECX_AVX != 0);
+    let wanted = XFEATURE_FP_SSE | if avx { XFEATURE_YMM } else { 0 };
+    (supported & wanted) | 1
+}
+
+#[cfg(test)]
+mod xcr0_tests {
+    use super::*;
+
+    #[test]
+    fn boot_xcr0_follows_cpuid() {
+        let leaf = |function, eax, ecx| kvm_cpuid_entry2 {
+            function,
+            eax,
+            ecx,
+            ..Default::default()
+        };
+        assert_eq!(boot_xcr0(&[leaf(1, 0, ECX_AVX), leaf(0xd, 0x2e7, 0)]), 0x7);
+        assert_eq!(boot_xcr0(&[leaf(1, 0, 0), leaf(0xd, 0x2e7, 0)]), 0x3);
+        assert_eq!(boot_xcr0(&[leaf(1, 0, ECX_AVX), leaf(0xd, 0x3, 0)]), 0x3);
+        assert_eq!(boot_xcr0(&[leaf(1, 0, ECX_AVX)]), 0x1);
+    }
+}

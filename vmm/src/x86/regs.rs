@@ -1,7 +1,7 @@
 //! Boot-time vCPU state for the Linux 64-bit boot protocol: long mode with paging on, an identity map of the
 //! first 4 GiB, flat segments from the boot GDT, %rsi pointing at boot_params.
 
-use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, Msrs};
+use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_xcrs, Msrs};
 use kvm_ioctls::VcpuFd;
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -155,6 +155,18 @@ pub fn setup_common(vcpu: &VcpuFd) -> Result<(), RegsError> {
         });
     }
     Ok(())
+}
+
+/// Sets XCR0 (see [`super::cpuid::boot_xcr0`] for why it is not left at 1).
+pub fn set_xcr0(vcpu: &VcpuFd, xcr0: u64) -> Result<(), RegsError> {
+    let mut xcrs = kvm_xcrs {
+        nr_xcrs: 1,
+        ..Default::default()
+    };
+    xcrs.xcrs[0].xcr = 0;
+    xcrs.xcrs[0].value = xcr0;
+    vcpu.set_xcrs(&xcrs)
+        .map_err(|e| RegsError::Kvm("SET_XCRS", e))
 }
 
 /// Puts the boot vCPU at the kernel's 64-bit entry point.
