@@ -1,1 +1,18 @@
-//! placeholder
+//! IOMMU models and the types they share.
+//!
+//! Every device touches guest memory in exactly one way: through the [`DmaPort`] of the IOMMU it sits
+//! behind (or [`IdentityPort`] when none). Models read their in-memory structures through [`DmaMemory`],
+//! whose accesses fail — never panic — outside guest RAM.
+
+pub mod dma;
+pub mod mem;
+pub mod ranges;
+pub mod request;
+
+pub use dma::{DmaAccessor, DmaError};
+pub use mem::{DmaMemory, MemError};
+pub use ranges::{IovaWindow, PermittedRanges};
+pub use request::{
+    Access, DmaFault, DmaPort, DmaRequest, IdentityPort, InterruptSink, Perms, RequestKind,
+    Translation,
+};

@@ -1,0 +1,131 @@
+//! Guest-physical memory as IOMMU models and DMA engines see it.
+
+use thiserror::Error;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// An access that guest memory could not satisfy (outside RAM, or straddling a hole).
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[error("guest-physical access {addr:#x}+{len:#x} is outside guest RAM")]
+pub struct MemError {
+    pub addr: u64,
+    pub len: usize,
+}
+
+/// Guest-physical memory: byte-exact reads and writes that fail outside RAM.
+pub trait DmaMemory: Send + Sync {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError>;
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError>;
+
+    /// Little-endian 64-bit read (table entries).
+    fn read_u64(&self, addr: u64) -> Result<u64, MemError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Little-endian 64-bit write.
+    fn write_u64(&self, addr: u64, value: u64) -> Result<(), MemError> {
+        self.write(addr, &value.to_le_bytes())
+    }
+
+    /// Little-endian 32-bit write (status words).
+    fn write_u32(&self, addr: u64, value: u32) -> Result<(), MemError> {
+        self.write(addr, &value.to_le_bytes())
+    }
+}
+
+impl DmaMemory for GuestMemoryMmap {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let err = MemError {
+            addr,
+            len: buf.len(),
+        };
+        addr.checked_add(buf.len() as u64).ok_or(err)?;
+        self.read_slice(buf, GuestAddress(addr)).map_err(|_| err)
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        let err = MemError {
+            addr,
+            len: buf.len(),
+        };
+        addr.checked_add(buf.len() as u64).ok_or(err)?;
+        self.write_slice(buf, GuestAddress(addr)).map_err(|_| err)
+    }
+}
+
+/// Flat test memory `[0, size)`, for unit tests, fuzz targets and benchmarks.
+pub struct TestMemory {
+    bytes: std::sync::Mutex<Vec<u8>>,
+}
+
+impl TestMemory {
+    pub fn new(size: usize) -> Self {
+        Self {
+            bytes: std::sync::Mutex::new(vec![0; size]),
+        }
+    }
+
+    fn range(
+        &self,
+        addr: u64,
+        len: usize,
+        total: usize,
+    ) -> Result<std::ops::Range<usize>, MemError> {
+        let err = MemError { addr, len };
+        let start = usize::try_from(addr).map_err(|_| err)?;
+        let end = start.checked_add(len).filter(|&e| e <= total).ok_or(err)?;
+        Ok(start..end)
+    }
+}
+
+impl DmaMemory for TestMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self.range(addr, buf.len(), bytes.len())?;
+        buf.copy_from_slice(&bytes[r]);
+        Ok(())
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self.range(addr, buf.len(), bytes.len())?;
+        bytes[r].copy_from_slice(buf);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_memory_bounds() {
+        let m = TestMemory::new(0x2000);
+        m.write_u64(0x1ff8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(m.read_u64(0x1ff8).unwrap(), 0x1122_3344_5566_7788);
+        assert_eq!(
+            m.read_u64(0x1ffc),
+            Err(MemError {
+                addr: 0x1ffc,
+                len: 8
+            })
+        );
+        assert!(m.read_u64(u64::MAX - 3).is_err());
+        assert!(m.write(u64::MAX, &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn guest_memory_mmap_bounds_and_holes() {
+        let m = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x1000),
+            (GuestAddress(0x3000), 0x1000),
+        ])
+        .unwrap();
+        m.write_u64(0x3000, 7).unwrap();
+        assert_eq!(m.read_u64(0x3000).unwrap(), 7);
+        assert!(m.read_u64(0x1000).is_err(), "hole");
+        assert!(m.read_u64(0xffc).is_err(), "straddles into the hole");
+        assert!(m.read_u64(u64::MAX - 1).is_err());
+    }
+}
