@@ -87,6 +87,30 @@ pub struct PciFunctionInfo {
     pub msix_vectors: u16,
 }
 
+/// One inclusive IOVA window `first..=last` (the same convention as `iommu::IovaWindow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IovaRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+/// The IOMMU a guest was given, as the guest can observe it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IommuInfo {
+    /// "vtd", "smmuv3" or "tce".
+    pub model: String,
+    /// The full option string it was configured with (e.g. "vtd,aw=48,sm=on").
+    pub options: String,
+    /// Register base address.
+    pub base: u64,
+    /// Model identification registers (VT-d: CAP and ECAP; others: their ID registers), in register order.
+    pub id_registers: Vec<u64>,
+    /// Permitted IOVA ranges for the test device (BDF `test_device_bdf`), sorted.
+    pub permitted_ranges: Vec<IovaRange>,
+    /// The BDF of the DMA test device behind this IOMMU.
+    pub test_device_bdf: String,
+}
+
 /// Everything the VMM publishes to one guest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineDescription {
@@ -95,6 +119,9 @@ pub struct MachineDescription {
     pub e820: Vec<E820Entry>,
     pub acpi_tables: Vec<AcpiTableInfo>,
     pub pci: Vec<PciFunctionInfo>,
+    /// The IOMMU, if the machine has one.
+    #[serde(default)]
+    pub iommu: Option<IommuInfo>,
 }
 
 /// 64-bit FNV-1a over `bytes`: a small, dependency-free hash both sides compute.
@@ -134,6 +161,7 @@ mod tests {
                 fnv1a64: 7,
             }],
             pci: vec![],
+            iommu: None,
         };
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(

@@ -104,6 +104,7 @@ impl Platform {
             e820: p.e820,
             acpi_tables,
             pci,
+            iommu: None,
         })
     }
 
