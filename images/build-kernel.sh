@@ -53,7 +53,15 @@ mkdir -p "$cache_root"
 
 # One kernel build at a time per cache (the source and build dirs are shared).
 exec 9>"$cache_root/kernel.lock"
-flock 9
+if ! flock -n 9; then
+    log "kernel: waiting for another kernel build to finish"
+    flock 9
+fi
+if [[ -f $cache_dir/bzImage && -f $cache_dir/config ]]; then
+    log "kernel: built meanwhile by another run: $cache_dir/bzImage"
+    install_outputs
+    exit 0
+fi
 
 src_dir="$cache_root/kernel-src/$src_version"
 build_dir="$cache_root/kernel-build/$src_version"
@@ -88,6 +96,10 @@ if ((${#dropped[@]})); then
     exit 1
 fi
 log "kernel: all $(grep -cE '^(CONFIG_|# CONFIG_.* is not set)' "$fragment") fragment options present in .config"
+
+# Fixed build identity (uname -v) instead of user, host, date and a counter.
+export KBUILD_BUILD_USER=iovmm KBUILD_BUILD_HOST=iovmm KBUILD_BUILD_VERSION=1 \
+    KBUILD_BUILD_TIMESTAMP="linux-source-6.12 $src_version"
 
 log "kernel: make -j$jobs bzImage (log: $build_dir/build.log)"
 set +e
