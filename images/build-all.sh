@@ -3,6 +3,7 @@
 # guest kernel, the guest initramfs and the TCG test host. Each step caches
 # its result, so a second run only re-packs the initramfs.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 start=$SECONDS
 

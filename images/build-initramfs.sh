@@ -16,6 +16,7 @@
 # Same inputs give the same bytes. Not cached: packing takes well under a second,
 # and cargo decides itself whether the binary needs rebuilding.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 target=x86_64-unknown-linux-gnu

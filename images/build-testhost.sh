@@ -41,6 +41,7 @@
 #    Adding `iovmm.shell` to -append gives an interactive shell on the console
 #    after run.sh (or instead of it, without a scenario) for debugging.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 # Modules to load, in dependency order (checked against modinfo below).
@@ -148,6 +149,7 @@ finish() {
     poweroff -f
     echo o >/proc/sysrq-trigger
     sleep 5
+    exit "\$1"     # last resort: init exits, the kernel panics, panic=-1 + -no-reboot end QEMU
 }
 
 fail() {
@@ -166,10 +168,10 @@ done
 echo "iovmm-testhost: ready"
 
 if [ -f /scenario/run.sh ]; then
-    cd /scenario
+    cd /scenario || fail "cannot cd /scenario"
     sh /scenario/run.sh
     status=\$?
-    cd /
+    cd / || true
     finish \$status
 elif grep -qw iovmm.shell /proc/cmdline; then
     finish 0

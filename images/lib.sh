@@ -1,5 +1,5 @@
 # Shared helpers for the images/ scripts. Source it; don't run it.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are for the sourcing scripts
 
 log() { echo "[images] $*"; }
 die() { echo "[images] error: $*" >&2; exit 1; }
