@@ -7,124 +7,16 @@
 //!
 //! The tools are required: without them these tests fail (CI installs acpica-tools).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-use firmware_tables::acpi::{
-    build_acpi, table_files, AcpiPlatform, AcpiTables, IoApic, PciHostBridge,
+use common::{
+    assert_same_data_table, disassemble, field, fields, platform, problems, recompile, run,
+    scratch_dir, write_tables, LIMIT, RSDP_ADDR,
 };
-
-const RSDP_ADDR: u64 = 0xE_0000;
-const LIMIT: u64 = 0x2_0000;
-
-fn platform() -> AcpiPlatform {
-    AcpiPlatform {
-        cpus: 2,
-        lapic_address: 0xFEE0_0000,
-        ioapic: IoApic {
-            id: 0,
-            address: 0xFEC0_0000,
-            gsi_base: 0,
-        },
-        pci: PciHostBridge {
-            segment: 0,
-            ecam_base: 0xE000_0000,
-            bus_start: 0,
-            bus_end: 255,
-            mmio32: (0xC000_0000, 0x2000_0000),
-            mmio64: (0x40_0000_0000, 0x10_0000_0000),
-            io: (0x1000, 0xF000),
-        },
-        serial_com1: Some((0x3F8, 4)),
-        reset: Some((0x64, 0xFE)),
-        extra_tables: Vec::new(),
-    }
-}
+use firmware_tables::acpi::{build_acpi, table_files, AcpiTables};
 
 fn tables() -> AcpiTables {
     build_acpi(&platform(), RSDP_ADDR, LIMIT).expect("sample platform builds")
-}
-
-/// A fresh directory under cargo's per-target scratch space.
-fn scratch_dir(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "iasl-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn write_tables(t: &AcpiTables, dir: &Path) {
-    for (name, bytes) in table_files(t) {
-        std::fs::write(dir.join(name), bytes).expect("write table");
-    }
-}
-
-/// Runs an ACPICA tool in `dir`; returns (success, stdout + stderr). Panics with a clear message when the
-/// tool is not installed.
-fn run(tool: &str, args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{tool}` ({e}): these tests need ACPICA's tools; install them with \
-                 `apt-get install acpica-tools`"
-            )
-        });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// Lines of tool output that report a problem.
-fn problems(output: &str) -> Vec<&str> {
-    output
-        .lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            (l.contains("error") || l.contains("warning") || l.contains("incorrect"))
-                // iasl's compile summary, checked separately.
-                && !l.contains("compilation successful")
-        })
-        .collect()
-}
-
-/// Values of every `[offset] Label : value` (or decoded-flag `Label : value`) line of an iasl data-table
-/// disassembly whose label is exactly `label`.
-fn fields<'a>(dsl: &'a str, label: &str) -> Vec<&'a str> {
-    dsl.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" : ")?;
-            let name = left.rsplit(']').next().unwrap_or(left).trim();
-            (name == label).then(|| right.split_whitespace().next().unwrap_or(""))
-        })
-        .collect()
-}
-
-/// The first value of `label` (see [`fields`]).
-fn field<'a>(dsl: &'a str, label: &str) -> Option<&'a str> {
-    fields(dsl, label).into_iter().next()
-}
-
-fn disassemble(dir: &Path, file: &str) -> String {
-    let (ok, out) = run("iasl", &["-d", file], dir);
-    assert!(ok, "iasl -d {file} failed:\n{out}");
-    assert!(
-        problems(&out).is_empty(),
-        "iasl -d {file} complained:\n{out}"
-    );
-    let dsl = dir.join(file.replace(".dat", ".dsl"));
-    std::fs::read_to_string(&dsl).unwrap_or_else(|e| panic!("{}: {e}", dsl.display()))
 }
 
 #[test]
@@ -246,25 +138,9 @@ fn disassembly_recompiles_without_warnings() {
             continue;
         }
         disassemble(&dir, &name);
-        let dsl = name.replace(".dat", ".dsl");
-        let out_prefix = name.replace(".dat", "_re");
-        let (ok, out) = run("iasl", &["-p", &out_prefix, &dsl], &dir);
-        assert!(ok, "iasl {dsl} failed:\n{out}");
-        assert!(
-            out.contains("0 Errors, 0 Warnings, 0 Remarks"),
-            "iasl {dsl}:\n{out}"
-        );
-        assert!(problems(&out).is_empty(), "iasl {dsl}:\n{out}");
-        let aml = std::fs::read(dir.join(format!("{out_prefix}.aml"))).expect("recompiled table");
+        let aml = recompile(&dir, &name);
         if name != "DSDT.dat" {
-            // Data tables come back identical except for the checksum (byte 9) and the compiler ID and
-            // revision (bytes 28..36), which iasl replaces with its own.
-            assert_eq!(aml.len(), bytes.len(), "{name}");
-            for (i, (a, b)) in aml.iter().zip(bytes).enumerate() {
-                if i != 9 && !(28..36).contains(&i) {
-                    assert_eq!(a, b, "{name} differs at byte {i}");
-                }
-            }
+            assert_same_data_table(&name, &aml, bytes);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

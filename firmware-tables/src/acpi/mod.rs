@@ -1,12 +1,13 @@
 //! ACPI tables for direct-boot x86-64 Linux guests, built on the `acpi_tables` crate.
 //!
 //! [`build_acpi`] turns an [`AcpiPlatform`] (what the VMM emulates) into an RSDP plus the XSDT, FADT, DSDT,
-//! MADT, MCFG and any extra tables (DMAR, IORT, ... built elsewhere), laid out back to back at guest physical
+//! MADT, MCFG and any extra tables (the DMAR from [`build_dmar`], IORT, ...), laid out back to back at guest physical
 //! addresses. The VMM copies [`AcpiTables::all`] into guest memory and points Linux at the RSDP.
 //!
 //! The platform is "hardware-reduced" ACPI (ACPI 6.5 section 4.1): no PM timer, no fixed-feature registers, no
 //! SCI, no FACS. Linux on x86 then bypasses the legacy PIC and PIT and uses the IOAPIC and LAPIC timer.
 
+mod dmar;
 mod dsdt;
 mod fadt;
 mod layout;
@@ -19,6 +20,10 @@ mod xsdt;
 #[cfg(test)]
 mod test_support;
 
+pub use dmar::{
+    build_dmar, DeviceScope, DmarConfig, Drhd, Rmrr, MAX_DRHD_SIZE_LOG2_PAGES,
+    MIN_HOST_ADDRESS_WIDTH, PLATFORM_IOAPIC_SOURCE_ID,
+};
 pub use layout::{build_acpi, table_files, AcpiTable, AcpiTables};
 pub use platform::{AcpiPlatform, IoApic, PciHostBridge};
 
@@ -47,6 +52,9 @@ pub enum AcpiError {
     /// An entry of `extra_tables` is not a well-formed ACPI table.
     #[error("extra table {index} is malformed: {reason}")]
     BadExtraTable { index: usize, reason: String },
+    /// A DMAR description breaks a rule of the VT-d specification (chapter 8) or one Linux enforces.
+    #[error("invalid DMAR: {0}")]
+    InvalidDmar(String),
 }
 
 #[cfg(test)]
