@@ -1,6 +1,6 @@
 //! Cross-checks the DMAR (VT-d spec chapter 8) with ACPICA's `iasl` (Debian package `acpica-tools`):
-//! - the DMAR the VMM publishes for `--iommu vtd` goes through `build_acpi` as an extra table, the XSDT lists it,
-//!   and `iasl -d` decodes it (and every other table) without errors or warnings into the fields we wrote;
+//! - the DMAR the VMM publishes for `--iommu vtd` goes through `build_acpi` as an extra table, the XSDT lists
+//!   it, and `iasl -d` decodes it (and every other table) without errors or warnings into the fields we wrote;
 //! - the disassembly recompiles without warnings into the same bytes;
 //! - a table using every kind of structure and scope does the same.
 //!

@@ -1,8 +1,8 @@
 //! ACPI tables for direct-boot x86-64 Linux guests, built on the `acpi_tables` crate.
 //!
 //! [`build_acpi`] turns an [`AcpiPlatform`] (what the VMM emulates) into an RSDP plus the XSDT, FADT, DSDT,
-//! MADT, MCFG and any extra tables (the DMAR from [`build_dmar`], IORT, ...), laid out back to back at guest physical
-//! addresses. The VMM copies [`AcpiTables::all`] into guest memory and points Linux at the RSDP.
+//! MADT, MCFG and any extra tables (the DMAR from [`build_dmar`], IORT, ...), laid out back to back at guest
+//! physical addresses. The VMM copies [`AcpiTables::all`] into guest memory and points Linux at the RSDP.
 //!
 //! The platform is "hardware-reduced" ACPI (ACPI 6.5 section 4.1): no PM timer, no fixed-feature registers, no
 //! SCI, no FACS. Linux on x86 then bypasses the legacy PIC and PIT and uses the IOAPIC and LAPIC timer.
