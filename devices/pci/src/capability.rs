@@ -22,6 +22,14 @@ pub mod id {
     pub const MSIX: u8 = 0x11;
 }
 
+/// PCI Express extended capability IDs used in this crate.
+pub mod ext_id {
+    /// Address Translation Services.
+    pub const ATS: u16 = 0x000f;
+    /// Process Address Space ID.
+    pub const PASID: u16 = 0x001b;
+}
+
 /// Errors of the capability builder.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CapabilityError {
@@ -156,6 +164,14 @@ impl ConfigSpace {
             .find(|c| c.id == u16::from(cap_id))
             .map(|c| c.offset)
     }
+
+    /// Offset of the first extended capability with this id.
+    pub fn find_ext_capability(&self, cap_id: u16) -> Option<usize> {
+        self.ext_capabilities()
+            .into_iter()
+            .find(|c| c.id == cap_id)
+            .map(|c| c.offset)
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +263,8 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(c.find_ext_capability(0x1b), Some(0x108));
+        assert_eq!(c.find_ext_capability(0x10), None);
         c.write(0x100, &[0; 4]);
         assert_eq!(c.ext_capabilities().len(), 2, "headers are read-only");
         assert!(c.add_ext_capability(0x1, 1, 0xf00).is_err());

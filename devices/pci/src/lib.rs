@@ -1,11 +1,12 @@
 //! PCI emulation for iovmm: configuration space with write masks, BARs, MSI and MSI-X, the PCI Express and
-//! power management capabilities, the host bridge, the segment (CF8/CFC, ECAM, BAR-routed MMIO, firmware-style
-//! BAR assignment) and the DMA test device. No KVM dependency: the VMM drives [`PciSegment`] from its exit
-//! handlers and implements [`MsiSink`].
+//! power management capabilities, the PASID and ATS extended capabilities, the host bridge, the segment
+//! (CF8/CFC, ECAM, BAR-routed MMIO, firmware-style BAR assignment) and the DMA test device. No KVM dependency:
+//! the VMM drives [`PciSegment`] from its exit handlers and implements [`MsiSink`].
 //!
 //! Every guest-reachable path tolerates any access size and offset: out-of-range reads return all ones and
 //! out-of-range writes are ignored.
 
+pub mod ats;
 pub mod bar;
 pub mod bus;
 pub mod capability;
@@ -19,6 +20,8 @@ pub mod test_device;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod test_alloc;
 
 pub use bar::{Bar, BarError, BarType};
 pub use bus::{PciSegment, SegmentError, CONFIG_ADDRESS_PORT, CONFIG_PORT_COUNT, ECAM_SIZE};

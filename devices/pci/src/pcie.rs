@@ -29,6 +29,15 @@ pub mod pcie_reg {
     pub const DEVCTL2: usize = 0x28;
 }
 
+/// Device Capabilities 2 bits.
+pub mod devcap2 {
+    /// End-End TLP Prefix Supported. Linux (`pci_configure_eetlp_prefix`) only lets `pci_enable_pasid` succeed
+    /// on a function with this bit (for an RCiEP or root port it needs nothing upstream).
+    pub const EE_PREFIX: u32 = 1 << 21;
+    /// Max End-End TLP Prefixes (bits 23:22): `01b` = one prefix (the PASID prefix).
+    pub const MAX_EE_PREFIXES_1: u32 = 0b01 << 22;
+}
+
 /// DEVCAP: role-based error reporting (mandatory since PCIe 1.1); max payload 128 bytes; no FLR.
 const DEVCAP_VALUE: u32 = 1 << 15;
 /// DEVCTL writable bits: error reporting enables (3:0), relaxed ordering (4), max payload (7:5),

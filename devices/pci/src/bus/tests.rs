@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::{command, reg};
 use crate::msi::RecordingSink;
+use crate::test_device::testutil::identity_dma;
 use crate::test_device::{regs, TestDevice};
 use std::sync::Arc;
 
@@ -11,8 +12,11 @@ const MMIO64: (u64, u64) = (0x40_0000_0000, 0x10_0000_0000);
 fn segment() -> (PciSegment, Arc<RecordingSink>) {
     let sink = Arc::new(RecordingSink::default());
     let mut s = PciSegment::new();
-    s.add_device(TEST_DEV, Box::new(TestDevice::new(sink.clone()).unwrap()))
-        .unwrap();
+    s.add_device(
+        TEST_DEV,
+        Box::new(TestDevice::new(sink.clone(), identity_dma()).unwrap()),
+    )
+    .unwrap();
     (s, sink)
 }
 
@@ -175,8 +179,9 @@ fn ecam_matches_cf8() {
 #[test]
 fn ecam_extended_space_absent_and_out_of_window() {
     let (mut s, _) = segment();
-    // Extended space is reachable only through ECAM; the test device has no extended caps yet.
-    assert_eq!(ecam_u32(&mut s, u64::from(TEST_DEV), 0x100), 0);
+    // Extended space is reachable only through ECAM: the test device's PASID capability (id 0x1b, version 1,
+    // next 0x108).
+    assert_eq!(ecam_u32(&mut s, u64::from(TEST_DEV), 0x100), 0x1081_001b);
     let mut b = [0u8; 4];
     s.ecam_read(ecam(1, 0, 0, 0), &mut b);
     assert_eq!(b, [0xff; 4]);
@@ -297,7 +302,7 @@ fn command_mem_off_stops_routing() {
 fn allocation_is_aligned_and_inside_windows() {
     let (mut s, _) = segment();
     let sink = Arc::new(RecordingSink::default());
-    s.add_device(4, Box::new(TestDevice::new(sink).unwrap()))
+    s.add_device(4, Box::new(TestDevice::new(sink, identity_dma()).unwrap()))
         .unwrap();
     // Odd window bases force alignment work.
     s.allocate_bars((0xc000_0800, 0x1_0000), (0x40_0000_0100, 0x1_0000))
@@ -328,7 +333,7 @@ fn allocation_is_aligned_and_inside_windows() {
 fn allocation_window_exhaustion() {
     let (mut s, _) = segment();
     let sink = Arc::new(RecordingSink::default());
-    s.add_device(4, Box::new(TestDevice::new(sink).unwrap()))
+    s.add_device(4, Box::new(TestDevice::new(sink, identity_dma()).unwrap()))
         .unwrap();
     // Room for one 4 KiB BAR0 only (the window's start is unaligned, so it holds one 4 KiB block).
     let err = s.allocate_bars((0xc000_0800, 0x1800), MMIO64).unwrap_err();
@@ -368,11 +373,14 @@ fn add_device_errors() {
     let (mut s, _) = segment();
     let sink = Arc::new(RecordingSink::default());
     assert_eq!(
-        s.add_device(0, Box::new(TestDevice::new(sink.clone()).unwrap())),
+        s.add_device(
+            0,
+            Box::new(TestDevice::new(sink.clone(), identity_dma()).unwrap())
+        ),
         Err(SegmentError::Occupied(0))
     );
     assert_eq!(
-        s.add_device(32, Box::new(TestDevice::new(sink).unwrap())),
+        s.add_device(32, Box::new(TestDevice::new(sink, identity_dma()).unwrap())),
         Err(SegmentError::InvalidDeviceNumber(32))
     );
 }

@@ -1,15 +1,20 @@
-//! The iovmm DMA test device, milestone-1 form: identity, capabilities, a register file with a scratch register
-//! and an interrupt doorbell. The register map is documented in [`regs`].
+//! The iovmm DMA test device: identity, capabilities (MSI, MSI-X, PCIe, PM; PASID and ATS extended), a register
+//! file with a scratch register, an interrupt doorbell and a DMA engine that reaches memory only through its
+//! IOMMU port. The register map is documented in [`regs`].
 
+pub mod dma;
 pub mod regs;
 
+use crate::ats::{pasid_reg, AtsCapability, PasidCapability};
 use crate::bar::{BarError, BarType};
 use crate::capability::CapabilityError;
 use crate::config::{ConfigSpace, HeaderType0};
 use crate::device::{config_offset, PciDevice};
 use crate::msi::{Delivery, InterruptSetupError, MsiCapability, MsiSink};
 use crate::msix::MsixCapability;
-use crate::pcie::{add_pcie_capability, PcieDeviceType, PmCapability};
+use crate::pcie::{add_pcie_capability, devcap2, pcie_reg, PcieDeviceType, PmCapability};
+use dma::{DmaContext, DmaEngine, DmaRegisters};
+use iommu::DmaAccessor;
 use regs::*;
 use std::sync::Arc;
 use thiserror::Error;
@@ -26,6 +31,8 @@ pub enum TestDeviceError {
     Capability(#[from] CapabilityError),
     #[error(transparent)]
     Interrupt(#[from] InterruptSetupError),
+    #[error("extended capability {0} landed at {1:#x}, not where the register map says")]
+    Layout(&'static str, usize),
 }
 
 /// Interrupt counters, as the registers show them.
@@ -43,7 +50,10 @@ pub struct TestDevice {
     pm: PmCapability,
     msi: MsiCapability,
     msix: MsixCapability,
+    pasid: PasidCapability,
+    ats: AtsCapability,
     sink: Arc<dyn MsiSink>,
+    dma: DmaEngine,
     scratch: u32,
     irq: IrqCounters,
 }
@@ -54,13 +64,15 @@ impl std::fmt::Debug for TestDevice {
             .field("config", &self.config)
             .field("scratch", &self.scratch)
             .field("irq", &self.irq)
+            .field("dma", &self.dma.registers())
             .finish_non_exhaustive()
     }
 }
 
 impl TestDevice {
-    /// A test device whose interrupts go to `sink`.
-    pub fn new(sink: Arc<dyn MsiSink>) -> Result<Self, TestDeviceError> {
+    /// A test device whose interrupts go to `sink` and whose DMA goes through `dma` (the VMM builds it with the
+    /// IOMMU port the device sits behind and source id 0x0018).
+    pub fn new(sink: Arc<dyn MsiSink>, dma: DmaAccessor) -> Result<Self, TestDeviceError> {
         let mut config = ConfigSpace::new(&HeaderType0 {
             vendor_id: VENDOR_ID,
             device_id: DEVICE_ID,
@@ -74,7 +86,12 @@ impl TestDevice {
         config.add_bar(MSIX_BAR, BarType::Mem64, BAR2_SIZE, true)?;
         let pm = PmCapability::add(&mut config)?;
         let msi = MsiCapability::add(&mut config, MSI_VECTORS)?;
-        add_pcie_capability(&mut config, PcieDeviceType::RootComplexIntegratedEndpoint)?;
+        let pcie = add_pcie_capability(&mut config, PcieDeviceType::RootComplexIntegratedEndpoint)?;
+        // The PASID prefix is an End-End TLP prefix: Linux enables PASID only on functions that support them.
+        config.set_u32(
+            pcie + pcie_reg::DEVCAP2,
+            devcap2::EE_PREFIX | devcap2::MAX_EE_PREFIXES_1,
+        );
         let msix = MsixCapability::add(
             &mut config,
             MSIX_VECTORS,
@@ -83,12 +100,23 @@ impl TestDevice {
             MSIX_BAR,
             MSIX_PBA_OFFSET,
         )?;
+        let pasid = PasidCapability::add(&mut config, PASID_WIDTH, pasid_reg::CAP_PRIV)?;
+        if pasid.offset() != PASID_CAP_OFFSET {
+            return Err(TestDeviceError::Layout("PASID", pasid.offset()));
+        }
+        let ats = AtsCapability::add(&mut config, 32)?;
+        if ats.offset() != ATS_CAP_OFFSET {
+            return Err(TestDeviceError::Layout("ATS", ats.offset()));
+        }
         Ok(TestDevice {
             config,
             pm,
             msi,
             msix,
+            pasid,
+            ats,
             sink,
+            dma: DmaEngine::new(dma),
             scratch: 0,
             irq: IrqCounters::default(),
         })
@@ -97,6 +125,27 @@ impl TestDevice {
     /// The interrupt counters.
     pub fn irq_counters(&self) -> IrqCounters {
         self.irq
+    }
+
+    /// The DMA engine's registers.
+    pub fn dma_registers(&self) -> DmaRegisters {
+        self.dma.registers()
+    }
+
+    /// ATS Enable as the guest left it (recorded only: the device keeps no translation cache).
+    pub fn ats_enabled(&self) -> bool {
+        self.ats.enabled(&self.config)
+    }
+
+    /// Runs DMA command `cmd` (a [`REG_DMA_CMD`] write) and raises vector 0 if the guest asked for it.
+    fn dma_command(&mut self, cmd: u32) {
+        let ctx = DmaContext {
+            bus_master: self.config.bus_master_enabled(),
+            pasid_enabled: self.pasid.enabled(&self.config),
+        };
+        if self.dma.execute(cmd, ctx) {
+            self.raise(0);
+        }
     }
 
     /// Raises `vector` as the doorbell does: MSI-X if enabled, else MSI if enabled, else dropped.
@@ -145,12 +194,13 @@ impl TestDevice {
         match offset {
             REG_ID => ID_MAGIC,
             REG_VERSION => VERSION,
-            REG_FEATURES => FEATURE_IRQ,
+            REG_FEATURES => FEATURES,
             REG_SCRATCH => self.scratch,
             REG_IRQ_RAISED => self.irq.raised,
             REG_IRQ_SENT => self.irq.sent,
             REG_IRQ_DROPPED => self.irq.dropped,
             REG_IRQ_LAST => self.irq.last,
+            DMA_REGS_START..DMA_REGS_END => self.dma.read(offset),
             _ => 0,
         }
     }
@@ -159,6 +209,8 @@ impl TestDevice {
         match offset {
             REG_SCRATCH => self.scratch = value,
             REG_IRQ_DOORBELL => self.raise(value),
+            REG_DMA_CMD => self.dma_command(value),
+            DMA_REGS_START..DMA_REGS_END => self.dma.write(offset, value),
             _ => {}
         }
     }
@@ -249,4 +301,8 @@ impl PciDevice for TestDevice {
 }
 
 #[cfg(test)]
+mod dma_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;

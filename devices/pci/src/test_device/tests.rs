@@ -1,35 +1,11 @@
+use super::testutil::*;
 use super::*;
-use crate::capability::id;
+use crate::capability::{ext_id, id};
 use crate::config::{command, reg, CONFIG_SPACE_SIZE, LEGACY_CONFIG_SIZE};
-use crate::msi::{msi_reg, MsiError, MsiMessage, RecordingSink};
+use crate::msi::{msi_reg, MsiError, MsiMessage};
 use crate::msix::msix_reg;
-
-fn device() -> (TestDevice, Arc<RecordingSink>) {
-    let sink = Arc::new(RecordingSink::default());
-    (TestDevice::new(sink.clone()).unwrap(), sink)
-}
-
-fn cfg_write(d: &mut TestDevice, off: usize, data: &[u8]) {
-    d.config_write(off / 4, off % 4, data);
-}
-
-fn read32(d: &mut TestDevice, off: u64) -> u32 {
-    let mut b = [0u8; 4];
-    d.bar_read(REGS_BAR, off, &mut b);
-    u32::from_le_bytes(b)
-}
-
-fn write32(d: &mut TestDevice, off: u64, v: u32) {
-    d.bar_write(REGS_BAR, off, &v.to_le_bytes());
-}
-
-fn enable_bme(d: &mut TestDevice) {
-    cfg_write(
-        d,
-        reg::COMMAND,
-        &(command::MEMORY_SPACE | command::BUS_MASTER).to_le_bytes(),
-    );
-}
+use iommu::mem::TestMemory;
+use iommu::IdentityPort;
 
 #[test]
 fn identity_header() {
@@ -80,8 +56,6 @@ fn capability_list_is_well_formed() {
     }
     let pcie = d.config().find_capability(id::PCI_EXPRESS).unwrap();
     assert_eq!(d.config().read_u16(pcie + 2) >> 4 & 0xf, 0x9, "RCiEP");
-    assert!(d.config().ext_capabilities().is_empty());
-    assert_eq!(d.config().read_u32(0x100), 0);
 }
 
 #[test]
@@ -92,7 +66,10 @@ fn identity_registers_and_scratch() {
     d.bar_read(REGS_BAR, REG_ID, &mut id);
     assert_eq!(&id, b"IOVM");
     assert_eq!(read32(&mut d, REG_VERSION), VERSION);
-    assert_eq!(read32(&mut d, REG_FEATURES), FEATURE_IRQ);
+    assert_eq!(
+        read32(&mut d, REG_FEATURES),
+        FEATURE_IRQ | FEATURE_DMA | FEATURE_PASID
+    );
     write32(&mut d, REG_ID, 0);
     assert_eq!(read32(&mut d, REG_ID), ID_MAGIC, "read-only");
     write32(&mut d, REG_SCRATCH, 0x1234_5678);
@@ -135,14 +112,6 @@ fn doorbell_without_interrupts_is_dropped() {
     d.bar_write(REGS_BAR, REG_IRQ_DOORBELL, &[0]);
     assert_eq!(read32(&mut d, REG_IRQ_RAISED), 1);
     assert!(sink.take().is_empty());
-}
-
-fn enable_msi(d: &mut TestDevice, mme: u16) -> usize {
-    let msi = d.config().find_capability(id::MSI).unwrap();
-    cfg_write(d, msi + msi_reg::ADDRESS_LO, &0xfee0_0000u32.to_le_bytes());
-    cfg_write(d, msi + msi_reg::DATA, &0x0030u16.to_le_bytes());
-    cfg_write(d, msi + msi_reg::CONTROL, &(1 | mme << 4).to_le_bytes());
-    msi
 }
 
 #[test]
@@ -247,7 +216,8 @@ impl MsiSink for FailingSink {
 
 #[test]
 fn sink_errors_count_as_dropped() {
-    let mut d = TestDevice::new(Arc::new(FailingSink)).unwrap();
+    let dma = DmaAccessor::new(Arc::new(IdentityPort), Arc::new(TestMemory::new(0)), 0x18);
+    let mut d = TestDevice::new(Arc::new(FailingSink), dma).unwrap();
     enable_bme(&mut d);
     enable_msi(&mut d, 0);
     write32(&mut d, REG_IRQ_DOORBELL, 0);
@@ -269,4 +239,66 @@ fn power_state_write_semantics() {
     // Writes past the config space are ignored.
     d.config_write(CONFIG_SPACE_SIZE / 4, 0, &[1, 2, 3, 4]);
     d.config_write(usize::MAX, 3, &[1]);
+}
+
+#[test]
+fn extended_capability_chain() {
+    let (mut d, _) = device();
+    // Walk as Linux's pci_find_next_ext_capability does, through guest config reads.
+    let mut found = Vec::new();
+    let mut pos = 0x100usize;
+    while pos != 0 {
+        assert!(
+            (0x100..CONFIG_SPACE_SIZE).contains(&pos) && pos.is_multiple_of(4),
+            "{pos:#x}"
+        );
+        assert!(found.len() < 8, "the list must terminate");
+        let h = cfg_read32(&mut d, pos);
+        assert_ne!(h, 0);
+        found.push((h & 0xffff, (h >> 16) & 0xf, pos));
+        pos = (h >> 20) as usize;
+    }
+    assert_eq!(
+        found,
+        vec![
+            (u32::from(ext_id::PASID), 1, PASID_CAP_OFFSET),
+            (u32::from(ext_id::ATS), 1, ATS_CAP_OFFSET)
+        ]
+    );
+    assert_eq!(d.config().find_ext_capability(ext_id::PASID), Some(0x100));
+    assert_eq!(d.config().find_ext_capability(ext_id::ATS), Some(0x108));
+    // Nothing after the last capability.
+    for off in (ATS_CAP_OFFSET + 8..0x200).step_by(4) {
+        assert_eq!(cfg_read32(&mut d, off), 0, "{off:#x}");
+    }
+    // Headers and capability registers are read-only.
+    cfg_write(&mut d, PASID_CAP_OFFSET, &[0; 4]);
+    cfg_write(&mut d, ATS_CAP_OFFSET, &[0xff; 4]);
+    assert_eq!(d.config().ext_capabilities().len(), 2);
+    let pasid_cap = |d: &mut TestDevice| cfg_read32(d, PASID_CAP_OFFSET + 4);
+    // PASID: width 20 (bits 12:8), privileged mode supported (bit 2), no execute (bit 1); control 0.
+    assert_eq!(pasid_cap(&mut d), 0x0000_1404);
+    cfg_write(&mut d, PASID_CAP_OFFSET + 4, &[0xff, 0xff]);
+    assert_eq!(pasid_cap(&mut d), 0x0000_1404);
+    // What pci_enable_pasid writes: Enable | the supported features. Exec is reserved.
+    cfg_write(&mut d, PASID_CAP_OFFSET + 6, &0xffffu16.to_le_bytes());
+    assert_eq!(pasid_cap(&mut d) >> 16, 0x0005);
+    cfg_write(&mut d, PASID_CAP_OFFSET + 6, &0u16.to_le_bytes());
+    assert_eq!(pasid_cap(&mut d) >> 16, 0);
+    // ATS: queue depth 32 (0), not page aligned; pci_enable_ats(dev, 12) writes Enable | STU 0.
+    assert_eq!(cfg_read32(&mut d, ATS_CAP_OFFSET + 4), 0);
+    assert!(!d.ats_enabled());
+    cfg_write(&mut d, ATS_CAP_OFFSET + 6, &0x8000u16.to_le_bytes());
+    assert!(d.ats_enabled());
+    cfg_write(&mut d, ATS_CAP_OFFSET + 4, &u32::MAX.to_le_bytes());
+    assert_eq!(cfg_read32(&mut d, ATS_CAP_OFFSET + 4), 0x801f_0000);
+    // DEVCAP2 advertises End-End TLP prefixes (needed by pci_enable_pasid), read-only.
+    let pcie = d.config().find_capability(id::PCI_EXPRESS).unwrap();
+    let devcap2 = pcie + crate::pcie::pcie_reg::DEVCAP2;
+    cfg_write(&mut d, devcap2, &[0; 4]);
+    assert_eq!(cfg_read32(&mut d, devcap2), 0x0060_0000);
+    // The legacy (CF8) window cannot see extended space; bytes past 4 KiB read all ones.
+    let mut b = [0u8; 4];
+    d.config_read(CONFIG_SPACE_SIZE / 4, 0, &mut b);
+    assert_eq!(b, [0xff; 4]);
 }
