@@ -19,6 +19,9 @@ pub enum DmaError {
     /// The IOVA range wraps around the end of the address space.
     #[error("DMA range {iova:#x}+{len:#x} wraps the address space")]
     Wrap { iova: u64, len: u64 },
+    /// The port returned a translation that does not contain the requested IOVA (a model bug, contained).
+    #[error("IOMMU returned a translation that does not cover IOVA {iova:#x}")]
+    BadTranslation { iova: u64 },
 }
 
 /// A device's view of memory: its port plus guest RAM.
@@ -64,6 +67,9 @@ impl DmaAccessor {
                 kind: RequestKind::Untranslated,
             };
             let t = self.port.translate(&req).map_err(DmaError::Fault)?;
+            if !t.covers(cur) {
+                return Err(DmaError::BadTranslation { iova: cur });
+            }
             let chunk = t.remaining(cur).min(len - done);
             let gpa = t.translate(cur);
             f(gpa, done as usize, chunk as usize)
@@ -177,6 +183,31 @@ mod tests {
             matches!(err, DmaError::Fault(ref f) if f.iova == 0x4000),
             "{err:?}"
         );
+    }
+
+    /// A broken port: returns a page that does not contain the request, or an empty page.
+    struct Broken(u64);
+
+    impl DmaPort for Broken {
+        fn translate(&self, req: &DmaRequest) -> Result<Translation, DmaFault> {
+            Ok(Translation {
+                iova: req.iova.wrapping_add(0x1000),
+                output: 0,
+                page_size: self.0,
+                perms: Perms::RW,
+            })
+        }
+    }
+
+    #[test]
+    fn broken_translations_are_contained() {
+        for size in [0, 0x1000] {
+            let (dma, _) = accessor(Arc::new(Broken(size)));
+            assert!(matches!(
+                dma.read(0x100, None, &mut [0; 4]),
+                Err(DmaError::BadTranslation { iova: 0x100 })
+            ));
+        }
     }
 
     #[test]

@@ -104,6 +104,11 @@ impl Translation {
     pub fn remaining(&self, iova: u64) -> u64 {
         self.page_size - (iova - self.iova)
     }
+
+    /// Whether this translation's page contains `iova` (and is not empty).
+    pub fn covers(&self, iova: u64) -> bool {
+        self.page_size != 0 && iova >= self.iova && iova - self.iova < self.page_size
+    }
 }
 
 /// A translation failure as the model reports it back to the device.
