@@ -83,6 +83,9 @@ impl Outcome {
         let (status, iova, reason) = match e {
             DmaError::Fault(f) => (STATUS_FAULT, f.iova, f.reason),
             DmaError::OutsideRam { iova, .. } => (STATUS_OUTSIDE_RAM, iova, 0),
+            // A translation that does not cover the IOVA is an IOMMU model bug: report it as a fault without
+            // an architected reason rather than moving bytes anywhere.
+            DmaError::BadTranslation { iova } => (STATUS_FAULT, iova, 0),
             // Ranges are checked before any request; the accessor's own check is a backstop.
             DmaError::Wrap { .. } => return Self::status(STATUS_BAD_COMMAND),
         };
