@@ -164,6 +164,7 @@ mod tests {
                 info("DSDT", b"dsdt bytes"),
             ],
             pci: vec![],
+            iommu: None,
         };
         let mut ctx = Context {
             root: root.path().to_path_buf(),

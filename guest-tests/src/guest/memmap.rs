@@ -170,6 +170,7 @@ mod tests {
             ],
             acpi_tables: vec![],
             pci: vec![],
+            iommu: None,
         };
         let mut ctx = Context {
             root: root.path().to_path_buf(),

@@ -163,6 +163,7 @@ mod tests {
                 e820: vec![],
                 acpi_tables: vec![],
                 pci,
+                iommu: None,
             }),
             scenario: "boot".into(),
         }

@@ -353,6 +353,7 @@ mod tests {
                 e820: vec![],
                 acpi_tables: vec![],
                 pci: vec![host_bridge()],
+                iommu: None,
             }),
             scenario: "boot".into(),
         };
@@ -365,6 +366,7 @@ mod tests {
                 e820: vec![],
                 acpi_tables: vec![],
                 pci: vec![host_bridge(), test_dev()],
+                iommu: None,
             }),
             ..ctx
         };

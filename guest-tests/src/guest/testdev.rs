@@ -143,6 +143,7 @@ mod tests {
             e820: vec![],
             acpi_tables: vec![],
             pci: vec![other, f.clone()],
+            iommu: None,
         };
         assert_eq!(find(&d), Some(&f));
     }
