@@ -59,7 +59,8 @@ pub fn bind_vfio_pci(sys: &Path, bdf: &str) -> Result<(), String> {
         Some(d) if d == "vfio-pci" => Ok(()),
         Some(d) => Err(format!("{bdf} is bound to {d}, not vfio-pci")),
         None => Err(format!(
-            "{bdf} has no driver after drivers_probe (is vfio-pci built in and noiommu enabled?)"
+            "{bdf} has no driver after drivers_probe (is vfio-pci built in, and is there an IOMMU or \
+             vfio no-IOMMU mode?)"
         )),
     }
 }
@@ -97,10 +98,10 @@ pub fn wait_for(path: &Path, timeout: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// An opened VFIO device with its group and container (kept open for the device's lifetime).
+/// An opened VFIO device, with whatever must stay open for its lifetime (group and container in the legacy
+/// flow; nothing for a cdev, see `vfio_cdev`).
 pub struct VfioDevice {
-    _container: File,
-    _group: File,
+    _keep: Vec<File>,
     device: File,
 }
 
@@ -179,11 +180,20 @@ impl VfioDevice {
         }
         // SAFETY: the kernel just returned `fd` as a new file descriptor that nothing else owns.
         let device = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        Ok(Self {
-            _container: container,
-            _group: group,
+        Ok(Self::from_parts(vec![container, group], device))
+    }
+
+    /// A device from its fd and the files that must outlive it.
+    pub fn from_parts(keep: Vec<File>, device: File) -> Self {
+        Self {
+            _keep: keep,
             device,
-        })
+        }
+    }
+
+    /// The device fd.
+    pub fn file(&self) -> &File {
+        &self.device
     }
 
     /// VFIO_DEVICE_GET_REGION_INFO for `index`.
