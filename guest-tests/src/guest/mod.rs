@@ -7,7 +7,10 @@ pub mod acpi;
 pub mod cmdline;
 pub mod context;
 pub mod cpus;
+pub mod dma_engine;
+pub mod dmabuf;
 pub mod init;
+pub mod iommufd;
 pub mod kmsg;
 pub mod ktap;
 pub mod memmap;
@@ -18,6 +21,8 @@ pub mod report;
 pub mod sys;
 pub mod testdev;
 pub mod vfio;
+pub mod vfio_cdev;
+pub mod vtd;
 
 #[cfg(test)]
 pub(crate) mod fake_root;

@@ -3,6 +3,7 @@
 
 use super::context::Context;
 use super::report::Report;
+use super::vtd::{cdev, copy, cycles, dmar_up, fault, ranges, translate, two_ioas};
 use super::{acpi, cpus, kmsg, memmap, msi, pci};
 
 /// One guest test.
@@ -39,6 +40,51 @@ pub const TESTS: &[TestCase] = &[
         name: "kernel-log",
         summary: "no kernel message at warning level or worse",
         run: kmsg::run,
+    },
+    TestCase {
+        name: "dmar-up",
+        summary: "intel-iommu brought the VT-d unit up: log and sysfs show the published base, CAP, ECAP, RMRRs",
+        run: dmar_up::run,
+    },
+    TestCase {
+        name: "vfio-cdev",
+        summary: "test device via vfio-pci cdev + iommufd: bind, attach, GET_HW_INFO is VT-d with CAP/ECAP",
+        run: cdev::run,
+    },
+    TestCase {
+        name: "iova-ranges",
+        summary: "IOMMU_IOAS_IOVA_RANGES equals the published ranges; maps past the aperture or in MSI fail",
+        run: ranges::run,
+    },
+    TestCase {
+        name: "dma-copy",
+        summary: "device copy/fill through 4 KiB and 2 MiB mappings, every byte checked",
+        run: copy::run,
+    },
+    TestCase {
+        name: "translate-probe",
+        summary: "the translate probe returns the pinned page's physical address, size and permissions",
+        run: translate::run,
+    },
+    TestCase {
+        name: "dma-fault",
+        summary: "DMA to/from unmapped IOVAs faults on the device and in the guest's DMAR fault log",
+        run: fault::run_fault,
+    },
+    TestCase {
+        name: "dma-readonly",
+        summary: "a read-only mapping can be read, not written (device fault, DMAR log line)",
+        run: fault::run_readonly,
+    },
+    TestCase {
+        name: "map-cycles",
+        summary: "200 map/DMA/verify/unmap rounds reusing IOVAs with other buffers (invalidation)",
+        run: cycles::run,
+    },
+    TestCase {
+        name: "two-ioas",
+        summary: "re-attaching the device to another IOAS switches the translation DMA uses",
+        run: two_ioas::run,
     },
     TestCase {
         name: "msi",
@@ -130,6 +176,15 @@ mod tests {
             "pci-devices",
             "msi",
             "msix",
+            "dmar-up",
+            "vfio-cdev",
+            "iova-ranges",
+            "dma-copy",
+            "translate-probe",
+            "dma-fault",
+            "dma-readonly",
+            "map-cycles",
+            "two-ioas",
         ] {
             let r = run_one(name, &ctx());
             assert!(!r.passed(), "{name} passed without expectations");

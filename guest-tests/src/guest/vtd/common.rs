@@ -1,0 +1,203 @@
+//! Helpers shared by the VT-d DMA tests: running a test body on a fresh session, mapping guarded by results,
+//! and waiting for the driver's fault line in the kernel log.
+
+use std::time::{Duration, Instant};
+
+use super::super::context::Context;
+use super::super::dmabuf::DmaBuffer;
+use super::super::iommufd::MapPerms;
+use super::super::kmsg;
+use super::super::report::Report;
+use super::log::{self, FaultLine};
+use super::session::Session;
+
+/// How long the fault interrupt has to reach the driver's log.
+pub const FAULT_LOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a session and runs `body` on it; setup and body errors become failures.
+pub fn with_session(
+    ctx: &Context,
+    body: impl FnOnce(&Session, &mut Report) -> Result<(), String>,
+) -> Report {
+    let s = match Session::open(ctx) {
+        Ok(s) => s,
+        Err(e) => return Report::failure(e),
+    };
+    let mut r = Report::new();
+    for n in &s.notes {
+        r.diag(n.clone());
+    }
+    if let Err(e) = body(&s, &mut r) {
+        r.fail(e);
+    }
+    r
+}
+
+/// Maps all of `buf` at `iova` in the session's IOAS.
+pub fn map_buf(s: &Session, buf: &DmaBuffer, iova: u64, perms: MapPerms) -> Result<(), String> {
+    s.iommufd
+        .map(s.ioas, buf.va(), buf.len() as u64, iova, perms)
+}
+
+/// Unmaps `len` bytes at `iova` and checks the kernel unmapped exactly that much.
+pub fn unmap(s: &Session, ioas: u32, iova: u64, len: u64) -> Result<(), String> {
+    let n = s.iommufd.unmap(ioas, iova, len)?;
+    if n != len {
+        return Err(format!(
+            "IOMMU_IOAS_UNMAP at {iova:#x} unmapped {n:#x} bytes, expected {len:#x}"
+        ));
+    }
+    Ok(())
+}
+
+/// The sequence number of the newest kernel log record (0 if there is none).
+pub fn kmsg_mark(ctx: &Context) -> Result<u64, String> {
+    Ok(kmsg::read_all(&ctx.path("dev/kmsg"))?
+        .last()
+        .map_or(0, |r| r.seq))
+}
+
+/// Finds, among `records` newer than `after`, the fault line for device `(bus, dev, func)` at page `addr`.
+pub fn find_fault(
+    records: &[kmsg::KmsgRecord],
+    after: u64,
+    bdf: (u8, u8, u8),
+    addr: u64,
+) -> Option<FaultLine> {
+    records
+        .iter()
+        .filter(|r| r.seq > after)
+        .filter_map(|r| log::parse_fault(&r.message))
+        .find(|f| (f.bus, f.dev, f.func) == bdf && f.addr == addr)
+}
+
+/// Waits for the driver to log a fault for the session's device at the page of `iova`, newer than `after`.
+pub fn wait_fault_line(
+    ctx: &Context,
+    s: &Session,
+    after: u64,
+    iova: u64,
+) -> Result<FaultLine, String> {
+    let bdf = s
+        .bdf_parts()
+        .ok_or_else(|| format!("cannot parse BDF {}", s.bdf))?;
+    let page = iova & !0xfff;
+    let t0 = Instant::now();
+    loop {
+        let recs = kmsg::read_all(&ctx.path("dev/kmsg"))?;
+        if let Some(f) = find_fault(&recs, after, bdf, page) {
+            return Ok(f);
+        }
+        if t0.elapsed() > FAULT_LOG_TIMEOUT {
+            let seen: Vec<String> = recs
+                .iter()
+                .filter(|r| r.seq > after && log::is_iommu_message(&r.message))
+                .map(|r| r.message.clone())
+                .take(6)
+                .collect();
+            return Err(format!(
+                "no \"DMAR: [DMA ...] Request device [{:02x}:{:02x}.{}] fault addr {page:#x}\" line within {:?} \
+                 (fault event interrupt lost?); IOMMU lines since: {seen:?}",
+                bdf.0, bdf.1, bdf.2, FAULT_LOG_TIMEOUT
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Checks a logged fault against what the device reported.
+pub fn check_fault_line(
+    line: &FaultLine,
+    write: bool,
+    device_reason: u32,
+    scalable: bool,
+) -> Vec<String> {
+    let mut errs = Vec::new();
+    if line.write != write {
+        errs.push(format!(
+            "log says DMA {}, the device did a {}",
+            if line.write { "Write" } else { "Read" },
+            if write { "write" } else { "read" }
+        ));
+    }
+    if u32::from(line.reason) != device_reason {
+        errs.push(format!(
+            "log fault reason {:#04x}, the device reported {device_reason:#04x}",
+            line.reason
+        ));
+    }
+    if line.pasid.is_some() {
+        errs.push(format!(
+            "log shows PASID {:?} for a request without PASID",
+            line.pasid
+        ));
+    }
+    // VT-d 7.1.3 / 7.2.3: legacy-mode translation faults use reasons 0x1-0xd, scalable mode 0x30 and up.
+    let plausible = if scalable {
+        (0x30..=0x9f).contains(&line.reason)
+    } else {
+        (0x1..=0xd).contains(&line.reason)
+    };
+    if !plausible {
+        errs.push(format!(
+            "fault reason {:#04x} is not a {} translation fault reason",
+            line.reason,
+            if scalable {
+                "scalable-mode"
+            } else {
+                "legacy-mode"
+            }
+        ));
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::kmsg::parse_record;
+
+    fn line(write: bool, reason: u8) -> FaultLine {
+        FaultLine {
+            write,
+            pasid: None,
+            bus: 0,
+            dev: 3,
+            func: 0,
+            addr: 0x2000_0000,
+            reason,
+        }
+    }
+
+    #[test]
+    fn finds_only_newer_lines_for_the_device_and_page() {
+        let recs: Vec<_> = [
+            "3,10,1,-;DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0x20000000 [fault reason 0x05] x",
+            "3,11,1,-;DMAR: [DMA Write NO_PASID] Request device [00:04.0] fault addr 0x20000000 [fault reason 0x05] x",
+            "3,12,1,-;DMAR: [DMA Read NO_PASID] Request device [00:03.0] fault addr 0x20001000 [fault reason 0x06] x",
+        ]
+        .iter()
+        .filter_map(|s| parse_record(s))
+        .collect();
+        assert_eq!(
+            find_fault(&recs, 9, (0, 3, 0), 0x2000_0000).map(|f| f.reason),
+            Some(5)
+        );
+        assert!(find_fault(&recs, 10, (0, 3, 0), 0x2000_0000).is_none());
+        assert_eq!(
+            find_fault(&recs, 0, (0, 3, 0), 0x2000_1000).map(|f| f.write),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn fault_line_must_agree_with_the_device() {
+        assert!(check_fault_line(&line(true, 5), true, 5, false).is_empty());
+        assert!(check_fault_line(&line(true, 0x79), true, 0x79, true).is_empty());
+        let e = check_fault_line(&line(false, 5), true, 6, true);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("log says DMA Read"));
+        assert!(e[1].contains("reason 0x05, the device reported 0x06"));
+        assert!(e[2].contains("not a scalable-mode"));
+    }
+}
