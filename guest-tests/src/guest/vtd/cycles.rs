@@ -1,9 +1,12 @@
 //! `map-cycles`: many map / DMA / verify / unmap rounds where consecutive rounds map a *different* buffer at the
 //! *same* IOVA. A translation cached across an unmap (missing or wrong IOTLB invalidation in the model, or a
 //! cached not-present entry surviving a map) sends the device's write to the previous buffer or faults, and the
-//! byte checks catch it. Each round also reads the page back through a second, long-lived mapping.
+//! byte checks catch it. Each round first probes the IOVA while it is unmapped (a cached not-present answer
+//! would break the following DMA) and reads the page back through a second, long-lived mapping.
 
 use std::time::Instant;
+
+use pci::test_device::regs::{XLATE_PERM_READ, XLATE_PERM_WRITE};
 
 use super::super::context::Context;
 use super::super::dma_engine::{compare, fill_byte};
@@ -12,6 +15,11 @@ use super::super::iommufd::MapPerms;
 use super::super::report::Report;
 use super::common::{map_buf, unmap, with_session};
 use super::session::Session;
+use super::translate::check_denied;
+
+fn perms_rw() -> u32 {
+    XLATE_PERM_READ | XLATE_PERM_WRITE
+}
 
 /// Rounds.
 pub const CYCLES: usize = 200;
@@ -51,6 +59,18 @@ fn cycles(s: &Session, r: &mut Report) -> Result<(), String> {
         bufs[which].as_mut_slice().copy_from_slice(&marker);
         let other_before = bufs[other].snapshot();
         let buf = &bufs[which];
+        // Probe the IOVA while it is unmapped: a model that caches the not-present answer (forbidden without
+        // CAP.CM, and the driver never invalidates on map) then fails this round's DMA.
+        let (x, _) = e.translate(iova, true)?;
+        if let Some(err) = check_denied(
+            &format!("round {i}: probe of unmapped {iova:#x}"),
+            &x,
+            perms_rw(),
+        )
+        .pop()
+        {
+            return Err(err);
+        }
         map_buf(s, buf, iova, MapPerms::RW).map_err(|e| format!("round {i}: {e}"))?;
         let pat = pattern(i);
         let c0 = e.completions()?;

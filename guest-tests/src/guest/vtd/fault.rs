@@ -92,6 +92,14 @@ fn unmapped(ctx: &Context, s: &Session, r: &mut Report) -> Result<(), String> {
     )?;
     compare("buffer behind the unmapped IOVA", &buf.snapshot(), &before)?;
 
+    // Mapped again, the same IOVA works at once (a fault must not leave a cached not-present entry behind).
+    map_buf(s, &buf, FAULT_IOVA, MapPerms::RW)?;
+    let c0 = e.completions()?;
+    e.fill(FAULT_IOVA, 64, !pat)?
+        .expect_done("fill after re-mapping the faulted IOVA", 64, c0)?;
+    let want: Vec<u8> = (0..64).map(|i| fill_byte(!pat, i)).collect();
+    compare("re-mapped buffer", &buf.snapshot()[..64], &want)?;
+
     // Read from an IOVA that was never mapped into a mapped page: nothing may be written.
     let good_before = good.snapshot();
     let mark = kmsg_mark(ctx)?;
