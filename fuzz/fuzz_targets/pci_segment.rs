@@ -10,11 +10,17 @@ use libfuzzer_sys::fuzz_target;
 use pci::{PciSegment, RecordingSink};
 
 fn segment() -> PciSegment {
-    let dma = DmaAccessor::new(Arc::new(IdentityPort), Arc::new(TestMemory::new(1 << 20)), 0x18);
+    let dma = DmaAccessor::new(
+        Arc::new(IdentityPort),
+        Arc::new(TestMemory::new(1 << 20)),
+        0x18,
+    );
     let dev = pci::TestDevice::new(Arc::new(RecordingSink::default()), dma).expect("test device");
     let mut seg = PciSegment::new();
-    seg.add_device(pci::test_device::DEFAULT_DEVICE_NUMBER, Box::new(dev)).expect("add");
-    seg.allocate_bars((0xc000_0000, 0x2000_0000), (0x40_0000_0000, 0x10_0000_0000)).expect("bars");
+    seg.add_device(pci::test_device::DEFAULT_DEVICE_NUMBER, Box::new(dev))
+        .expect("add");
+    seg.allocate_bars((0xc000_0000, 0x2000_0000), (0x40_0000_0000, 0x10_0000_0000))
+        .expect("bars");
     seg
 }
 

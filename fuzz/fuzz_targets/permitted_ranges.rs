@@ -10,8 +10,15 @@ fuzz_target!(|data: &[u8]| {
     for c in data.chunks_exact(17) {
         let a = u64::from_le_bytes(c[1..9].try_into().unwrap());
         let b = u64::from_le_bytes(c[9..17].try_into().unwrap());
-        let w = IovaWindow { first: a.min(b), last: a.max(b) };
-        if c[0] & 1 == 0 { windows.push(w) } else { holes.push(w) }
+        let w = IovaWindow {
+            first: a.min(b),
+            last: a.max(b),
+        };
+        if c[0] & 1 == 0 {
+            windows.push(w)
+        } else {
+            holes.push(w)
+        }
     }
     let mut r = PermittedRanges::from_windows(windows.iter().copied());
     for h in &holes {
@@ -23,8 +30,14 @@ fuzz_target!(|data: &[u8]| {
     }
     // Exact: probe the edges of every input window and hole.
     for w in windows.iter().chain(holes.iter()) {
-        for addr in [w.first, w.last, w.first.wrapping_sub(1), w.last.wrapping_add(1)] {
-            let expected = windows.iter().any(|w| w.contains(addr)) && !holes.iter().any(|h| h.contains(addr));
+        for addr in [
+            w.first,
+            w.last,
+            w.first.wrapping_sub(1),
+            w.last.wrapping_add(1),
+        ] {
+            let expected =
+                windows.iter().any(|w| w.contains(addr)) && !holes.iter().any(|h| h.contains(addr));
             assert_eq!(r.contains(addr), expected, "{addr:#x}");
         }
     }
