@@ -89,6 +89,7 @@ pub fn main() -> ! {
     }
     let status: u8 = if all_ok { 0 } else { 1 };
     sys::out(&format!("iovmm-guest: done, exit status {status}"));
+    sys::drain_console();
     if let Err(e) = sys::exit_device(status) {
         sys::out(&format!("iovmm-guest: exit device: {e}"));
     }

@@ -85,6 +85,17 @@ pub fn mount_all() -> Vec<String> {
     .collect()
 }
 
+/// Waits until everything written to the console has left the UART. The tty layer returns from `write` once
+/// the bytes are queued and the 8250 drains them by interrupt, so without this the exit device can stop the
+/// machine while the last lines (the end of the KTAP output) are still queued.
+pub fn drain_console() {
+    // SAFETY: tcdrain takes an fd and no pointers; on a non-tty fd it fails with ENOTTY, which we ignore.
+    unsafe {
+        libc::tcdrain(1);
+        libc::tcdrain(2);
+    }
+}
+
 /// Lowers the console log level so kernel messages don't interleave with KTAP (they stay in /dev/kmsg).
 pub fn quiet_console() -> Result<(), String> {
     std::fs::write("/proc/sys/kernel/printk", "1\n")
