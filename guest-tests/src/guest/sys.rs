@@ -85,16 +85,29 @@ pub fn mount_all() -> Vec<String> {
     .collect()
 }
 
-/// Waits until everything written to the console has left the UART. The tty layer returns from `write` once
-/// the bytes are queued and the 8250 drains them by interrupt, so without this the exit device can stop the
-/// machine while the last lines (the end of the KTAP output) are still queued.
+/// Waits (at most [`DRAIN_LIMIT`]) until everything written to the console has left the UART. The tty layer
+/// returns from `write` once the bytes are queued and the 8250 drains them by interrupt, so without this the exit
+/// device can stop the machine while the last lines (the end of the KTAP output) are still queued.
 pub fn drain_console() {
-    // SAFETY: tcdrain takes an fd and no pointers; on a non-tty fd it fails with ENOTTY, which we ignore.
-    unsafe {
-        libc::tcdrain(1);
-        libc::tcdrain(2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("drain".into())
+        .spawn(move || {
+            // SAFETY: tcdrain takes an fd and no pointers; on a non-tty fd it fails with ENOTTY (ignored).
+            unsafe {
+                libc::tcdrain(1);
+                libc::tcdrain(2);
+            }
+            let _ = tx.send(());
+        });
+    if spawned.is_ok() {
+        // A console that never drains must not keep the machine running: give up after the limit.
+        let _ = rx.recv_timeout(DRAIN_LIMIT);
     }
 }
+
+/// Longest wait for the console to drain.
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Lowers the console log level so kernel messages don't interleave with KTAP (they stay in /dev/kmsg).
 pub fn quiet_console() -> Result<(), String> {
