@@ -8,6 +8,7 @@ pub mod dma;
 pub mod mem;
 pub mod ranges;
 pub mod request;
+pub mod vtd;
 
 pub use dma::{DmaAccessor, DmaError};
 pub use mem::{DmaMemory, MemError};

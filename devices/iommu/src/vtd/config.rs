@@ -1,0 +1,564 @@
+//! The user-facing `--iommu vtd[,aw=..][,sm=..][,nfr=..][,caching=..][,rmrr=..]` option, and the CAP/ECAP
+//! registers it implies (VT-d 4.x sections 11.4.2 and 11.4.3).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::regs;
+
+/// Supported address widths: 3-, 4- and 5-level second-stage tables.
+pub const SUPPORTED_AW: [u32; 3] = [39, 48, 57];
+/// CAP.MAMV: page-selective invalidations of up to 2^18 pages (1 GiB).
+pub const MAMV: u32 = 18;
+/// ECAP.PSS: 20-bit PASIDs (the field holds width - 1).
+pub const PSS: u32 = 19;
+
+/// A Reserved Memory Region Reporting structure: an identity-mapped range a device needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rmrr {
+    pub base: u64,
+    /// Inclusive.
+    pub end: u64,
+    /// Requester id (bus << 8 | dev << 3 | fn) of the device using it.
+    pub bdf: u16,
+}
+
+impl fmt::Display for Rmrr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}-{:#x}@{}", self.base, self.end, Bdf(self.bdf))
+    }
+}
+
+/// Formats a requester id as `bb:dd.f`.
+pub struct Bdf(pub u16);
+
+impl fmt::Display for Bdf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}.{}", b >> 8, (b >> 3) & 0x1f, b & 7)
+    }
+}
+
+/// Configuration of one VT-d remapping unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VtdConfig {
+    /// Address width in bits: 39, 48 or 57 (MGAW; SAGAW includes every smaller supported width).
+    pub aw_bits: u32,
+    /// Scalable-mode translation support (ECAP.SMTS and the PASID capabilities).
+    pub scalable: bool,
+    /// Number of primary fault recording registers (1..=128).
+    pub nfr: u16,
+    /// Whether the IOTLB, context cache and PASID cache are used (they never change results).
+    pub caching: bool,
+    pub rmrrs: Vec<Rmrr>,
+}
+
+impl Default for VtdConfig {
+    fn default() -> Self {
+        Self {
+            aw_bits: 48,
+            scalable: true,
+            nfr: 8,
+            caching: true,
+            rmrrs: Vec::new(),
+        }
+    }
+}
+
+/// Why an option string was refused.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum VtdConfigError {
+    #[error("IOMMU option must start with `vtd` (got `{0}`)")]
+    NotVtd(String),
+    #[error("vtd option `{0}` needs a value (write `{0}=VALUE`)")]
+    MissingValue(String),
+    #[error("unknown vtd option `{0}` (known: aw, sm, nfr, caching, rmrr)")]
+    UnknownKey(String),
+    #[error("vtd option `{0}` is given twice")]
+    Duplicate(String),
+    #[error("invalid vtd option `{key}={value}`: expected {expected}")]
+    BadValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("invalid vtd option `rmrr={value}`: {reason}")]
+    BadRmrr { value: String, reason: String },
+}
+
+fn bad(key: &str, value: &str, expected: &'static str) -> VtdConfigError {
+    VtdConfigError::BadValue {
+        key: key.into(),
+        value: value.into(),
+        expected,
+    }
+}
+
+fn on_off(key: &str, value: &str) -> Result<bool, VtdConfigError> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(bad(key, value, "`on` or `off`")),
+    }
+}
+
+fn parse_hex(s: &str) -> Option<u64> {
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    if digits.is_empty() {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// Parses `[SSSS:]BB:DD.F` (hex bus and device, function 0-7); only segment 0 exists.
+fn parse_bdf(s: &str) -> Result<u16, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (seg, bus, devfn) = match parts.as_slice() {
+        [bus, devfn] => ("0", *bus, *devfn),
+        [seg, bus, devfn] => (*seg, *bus, *devfn),
+        _ => return Err(format!("`{s}` is not a PCI address like 00:05.0")),
+    };
+    if u16::from_str_radix(seg, 16) != Ok(0) {
+        return Err(format!("`{s}`: only PCI segment 0 exists"));
+    }
+    let (dev, func) = devfn
+        .split_once('.')
+        .ok_or_else(|| format!("`{s}` is not a PCI address like 00:05.0"))?;
+    let bus = u8::from_str_radix(bus, 16).map_err(|_| format!("`{s}`: bad bus number"))?;
+    let dev = u8::from_str_radix(dev, 16)
+        .ok()
+        .filter(|d| *d < 32)
+        .ok_or_else(|| format!("`{s}`: device must be 00-1f"))?;
+    let func = func
+        .parse::<u8>()
+        .ok()
+        .filter(|f| *f < 8)
+        .ok_or_else(|| format!("`{s}`: function must be 0-7"))?;
+    Ok(u16::from(bus) << 8 | u16::from(dev) << 3 | u16::from(func))
+}
+
+fn parse_rmrr(value: &str, aw_bits: u32) -> Result<Rmrr, VtdConfigError> {
+    let err = |reason: String| VtdConfigError::BadRmrr {
+        value: value.into(),
+        reason,
+    };
+    let (range, bdf) = value
+        .split_once('@')
+        .ok_or_else(|| err("expected BASE-END@BB:DD.F".into()))?;
+    let (base, end) = range
+        .split_once('-')
+        .ok_or_else(|| err("expected BASE-END@BB:DD.F".into()))?;
+    let base = parse_hex(base).ok_or_else(|| err(format!("`{base}` is not a hex address")))?;
+    let end = parse_hex(end).ok_or_else(|| err(format!("`{end}` is not a hex address")))?;
+    let bdf = parse_bdf(bdf).map_err(err)?;
+    let rmrr = Rmrr { base, end, bdf };
+    check_rmrr(&rmrr, aw_bits).map_err(err)?;
+    Ok(rmrr)
+}
+
+/// The rules an RMRR must follow (VT-d 4.x section 8.4: 4 KiB aligned, END inclusive), plus this
+/// model's: inside the aperture and clear of the interrupt address range.
+fn check_rmrr(r: &Rmrr, aw_bits: u32) -> Result<(), String> {
+    if r.base & 0xfff != 0 {
+        return Err(format!("base {:#x} is not 4 KiB aligned", r.base));
+    }
+    if r.end & 0xfff != 0xfff {
+        return Err(format!(
+            "end {:#x} is inclusive and must end a 4 KiB page (…fff)",
+            r.end
+        ));
+    }
+    if r.end < r.base {
+        return Err("end is below base".into());
+    }
+    if aw_bits < 64 && r.end >> aw_bits != 0 {
+        return Err(format!(
+            "end {:#x} is beyond the {aw_bits}-bit aperture",
+            r.end
+        ));
+    }
+    if r.base <= regs::MSI_LAST && r.end >= regs::MSI_FIRST {
+        return Err("overlaps the interrupt address range 0xfee00000-0xfeefffff".into());
+    }
+    Ok(())
+}
+
+impl FromStr for VtdConfig {
+    type Err = VtdConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut items = s.split(',');
+        let head = items.next().unwrap_or_default();
+        if head != "vtd" {
+            return Err(VtdConfigError::NotVtd(s.into()));
+        }
+        let mut cfg = VtdConfig::default();
+        let mut seen: Vec<&str> = Vec::new();
+        let mut rmrr_strings = Vec::new();
+        for item in items {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| VtdConfigError::MissingValue(item.into()))?;
+            if key != "rmrr" {
+                if seen.contains(&key) {
+                    return Err(VtdConfigError::Duplicate(key.into()));
+                }
+                seen.push(key);
+            }
+            match key {
+                "aw" => {
+                    cfg.aw_bits = value
+                        .parse()
+                        .ok()
+                        .filter(|aw| SUPPORTED_AW.contains(aw))
+                        .ok_or_else(|| bad(key, value, "39, 48 or 57"))?
+                }
+                "sm" => cfg.scalable = on_off(key, value)?,
+                "caching" => cfg.caching = on_off(key, value)?,
+                "nfr" => {
+                    cfg.nfr = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=regs::MAX_NFR).contains(n))
+                        .ok_or_else(|| bad(key, value, "a number of fault records, 1 to 128"))?
+                }
+                "rmrr" => rmrr_strings.push(value),
+                _ => return Err(VtdConfigError::UnknownKey(key.into())),
+            }
+        }
+        // RMRRs are checked against the final address width, whatever the option order.
+        for value in rmrr_strings {
+            cfg.rmrrs.push(parse_rmrr(value, cfg.aw_bits)?);
+        }
+        Ok(cfg)
+    }
+}
+
+impl VtdConfig {
+    /// Checks a configuration built in code (the parser already enforces all of this).
+    pub fn validate(&self) -> Result<(), VtdConfigError> {
+        if !SUPPORTED_AW.contains(&self.aw_bits) {
+            return Err(bad("aw", &self.aw_bits.to_string(), "39, 48 or 57"));
+        }
+        if !(1..=regs::MAX_NFR).contains(&self.nfr) {
+            return Err(bad(
+                "nfr",
+                &self.nfr.to_string(),
+                "a number of fault records, 1 to 128",
+            ));
+        }
+        for r in &self.rmrrs {
+            check_rmrr(r, self.aw_bits).map_err(|reason| VtdConfigError::BadRmrr {
+                value: r.to_string(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The configuration with out-of-range values replaced by the nearest supported ones, so that
+    /// [`super::Vtd::new`] never fails.
+    pub(crate) fn normalized(mut self) -> Self {
+        if !SUPPORTED_AW.contains(&self.aw_bits) {
+            self.aw_bits = SUPPORTED_AW
+                .into_iter()
+                .find(|aw| *aw >= self.aw_bits)
+                .unwrap_or(57);
+        }
+        self.nfr = self.nfr.clamp(1, regs::MAX_NFR);
+        let aw = self.aw_bits;
+        self.rmrrs.retain(|r| check_rmrr(r, aw).is_ok());
+        self
+    }
+
+    /// SAGAW: every supported width up to `aw_bits` (bit 1 = 39-bit 3-level, bit 2 = 48-bit 4-level,
+    /// bit 3 = 57-bit 5-level).
+    pub fn sagaw(&self) -> u64 {
+        SUPPORTED_AW
+            .iter()
+            .enumerate()
+            .filter(|(_, aw)| **aw <= self.aw_bits)
+            .fold(0, |acc, (i, _)| acc | 1 << (i + 1))
+    }
+
+    /// The Capability Register.
+    ///
+    /// ND=6 (65536 domains, so every 16-bit DID is valid), CM=0 (not-present entries are never cached),
+    /// RWBF=0, PLMR/PHMR=0, ESRTPS=0 (the driver performs the global invalidations after SRTP, which
+    /// exercises them), PSI with MAMV=18, SLLPS 2 MiB + 1 GiB, NFR/FRO per [`regs::FRO_OFFSET`].
+    pub fn cap(&self) -> u64 {
+        6 << regs::CAP_ND_SHIFT
+            | self.sagaw() << regs::CAP_SAGAW_SHIFT
+            | u64::from(self.aw_bits - 1) << regs::CAP_MGAW_SHIFT
+            | (regs::FRO_OFFSET / 16) << regs::CAP_FRO_SHIFT
+            | regs::CAP_SLLPS_2M
+            | regs::CAP_SLLPS_1G
+            | regs::CAP_PSI
+            | u64::from(self.nfr.clamp(1, regs::MAX_NFR) - 1) << regs::CAP_NFR_SHIFT
+            | u64::from(MAMV) << regs::CAP_MAMV_SHIFT
+    }
+
+    /// The Extended Capability Register.
+    ///
+    /// Always: C=1 (page walks are coherent: the driver need not flush CPU caches), QI=1, PT=1, SC=1
+    /// (the SNP bit of leaf entries is accepted), IRO. DT=0, IR=0, EIM=0, NEST=0, FLTS=0, PRS=0, SRS=0
+    /// (device-TLB, interrupt remapping, first-stage and nesting are not modelled yet).
+    /// With `sm=on`: SMTS, SLTS, PASID with PSS=19 (20-bit PASIDs), SMPWC, RPS (RID_PASID honoured).
+    pub fn ecap(&self) -> u64 {
+        let base = regs::ECAP_C
+            | regs::ECAP_QI
+            | regs::ECAP_PT
+            | regs::ECAP_SC
+            | (regs::IRO_OFFSET / 16) << regs::ECAP_IRO_SHIFT;
+        if self.scalable {
+            base | regs::ECAP_SMTS
+                | regs::ECAP_SLTS
+                | regs::ECAP_PASID
+                | u64::from(PSS) << regs::ECAP_PSS_SHIFT
+                | regs::ECAP_SMPWC
+                | regs::ECAP_RPS
+        } else {
+            base
+        }
+    }
+
+    /// The canonical option string (parses back to an equal configuration).
+    pub fn option_string(&self) -> String {
+        let onoff = |b: bool| if b { "on" } else { "off" };
+        let mut s = format!(
+            "vtd,aw={},sm={},nfr={},caching={}",
+            self.aw_bits,
+            onoff(self.scalable),
+            self.nfr,
+            onoff(self.caching)
+        );
+        for r in &self.rmrrs {
+            s.push_str(&format!(",rmrr={r}"));
+        }
+        s
+    }
+}
+
+/// The hardware parameters the model consults, decoded once from CAP/ECAP so that behaviour always
+/// matches what the registers advertise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hw {
+    pub cap: u64,
+    pub ecap: u64,
+    /// MGAW (= host address width of this model).
+    pub aw_bits: u32,
+    pub sagaw: u64,
+    pub nfr: u16,
+    pub caching: bool,
+    pub large_2m: bool,
+    pub large_1g: bool,
+    pub snoop: bool,
+    pub pt: bool,
+    pub dt: bool,
+    pub ir: bool,
+    pub prs: bool,
+    pub smts: bool,
+    pub slts: bool,
+    pub flts: bool,
+    pub nest: bool,
+    pub slads: bool,
+    pub rps: bool,
+    pub mamv: u32,
+}
+
+impl Hw {
+    pub fn new(cfg: &VtdConfig) -> Self {
+        let cap = cfg.cap();
+        let ecap = cfg.ecap();
+        let has = |reg: u64, bit: u64| reg & bit != 0;
+        Self {
+            cap,
+            ecap,
+            aw_bits: ((cap >> regs::CAP_MGAW_SHIFT) & 0x3f) as u32 + 1,
+            sagaw: (cap >> regs::CAP_SAGAW_SHIFT) & 0x1f,
+            nfr: ((cap >> regs::CAP_NFR_SHIFT) & 0xff) as u16 + 1,
+            caching: cfg.caching,
+            large_2m: has(cap, regs::CAP_SLLPS_2M),
+            large_1g: has(cap, regs::CAP_SLLPS_1G),
+            snoop: has(ecap, regs::ECAP_SC),
+            pt: has(ecap, regs::ECAP_PT),
+            dt: has(ecap, regs::ECAP_DT),
+            ir: has(ecap, regs::ECAP_IR),
+            prs: has(ecap, regs::ECAP_PRS),
+            smts: has(ecap, regs::ECAP_SMTS),
+            slts: has(ecap, regs::ECAP_SLTS),
+            flts: has(ecap, regs::ECAP_FLTS),
+            nest: has(ecap, regs::ECAP_NEST),
+            slads: has(ecap, regs::ECAP_SLADS),
+            rps: has(ecap, regs::ECAP_RPS),
+            mamv: ((cap >> regs::CAP_MAMV_SHIFT) & 0x3f) as u32,
+        }
+    }
+
+    /// Whether an AW field value (1 = 39-bit, 2 = 48-bit, 3 = 57-bit) is in SAGAW.
+    pub fn aw_supported(&self, aw_code: u64) -> bool {
+        aw_code < 5 && self.sagaw & (1 << aw_code) != 0
+    }
+
+    /// Bits 63:HAW of a table pointer, which must be zero.
+    pub fn above_haw(&self) -> u64 {
+        !((1u64 << self.aw_bits.min(63)) - 1)
+    }
+}
+
+/// Input address width of an AW field value: 30 + 9 * code (39, 48, 57).
+pub(crate) fn aw_code_width(aw_code: u64) -> u32 {
+    30 + 9 * (aw_code.min(4) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<VtdConfig, VtdConfigError> {
+        s.parse()
+    }
+
+    #[test]
+    fn defaults_and_full_string() {
+        assert_eq!(parse("vtd").unwrap(), VtdConfig::default());
+        let c = parse("vtd,aw=57,sm=off,nfr=16,caching=off,rmrr=0xa0000-0xbffff@00:05.0").unwrap();
+        assert_eq!(c.aw_bits, 57);
+        assert!(!c.scalable && !c.caching);
+        assert_eq!(c.nfr, 16);
+        assert_eq!(
+            c.rmrrs,
+            vec![Rmrr {
+                base: 0xa0000,
+                end: 0xbffff,
+                bdf: 0x28
+            }]
+        );
+        assert_eq!(parse(&c.option_string()).unwrap(), c);
+        assert_eq!(
+            c.option_string(),
+            "vtd,aw=57,sm=off,nfr=16,caching=off,rmrr=0xa0000-0xbffff@00:05.0"
+        );
+        let two = parse("vtd,rmrr=1000-1fff@0000:01:1f.7,rmrr=0x3000-0x3fff@02:00.0").unwrap();
+        assert_eq!(two.rmrrs[0].bdf, 0x01ff);
+        assert_eq!(two.rmrrs[1].bdf, 0x0200);
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        assert!(matches!(parse("smmuv3"), Err(VtdConfigError::NotVtd(_))));
+        assert!(matches!(parse("vtdx"), Err(VtdConfigError::NotVtd(_))));
+        assert!(matches!(parse("vtd,aw"), Err(VtdConfigError::MissingValue(k)) if k == "aw"));
+        assert!(matches!(parse("vtd,foo=1"), Err(VtdConfigError::UnknownKey(k)) if k == "foo"));
+        assert!(matches!(parse("vtd,aw=48,aw=39"), Err(VtdConfigError::Duplicate(k)) if k == "aw"));
+        for bad_value in [
+            "vtd,aw=40",
+            "vtd,sm=yes",
+            "vtd,nfr=0",
+            "vtd,nfr=129",
+            "vtd,caching=1",
+        ] {
+            assert!(
+                matches!(parse(bad_value), Err(VtdConfigError::BadValue { .. })),
+                "{bad_value}"
+            );
+        }
+        let msg = parse("vtd,aw=40").unwrap_err().to_string();
+        assert_eq!(msg, "invalid vtd option `aw=40`: expected 39, 48 or 57");
+        for bad_rmrr in [
+            "vtd,rmrr=0x1000-0x1fff",
+            "vtd,rmrr=0x1000@00:05.0",
+            "vtd,rmrr=0x1001-0x1fff@00:05.0",
+            "vtd,rmrr=0x1000-0x2000@00:05.0",
+            "vtd,rmrr=0x2000-0x1fff@00:05.0",
+            "vtd,rmrr=0xfee00000-0xfee00fff@00:05.0",
+            "vtd,rmrr=0x1000-0x1fff@00:20.0",
+            "vtd,rmrr=0x1000-0x1fff@00:05.8",
+            "vtd,rmrr=0x1000-0x1fff@0001:00:05.0",
+            "vtd,rmrr=zz-0x1fff@00:05.0",
+            "vtd,aw=39,rmrr=0x8000000000-0x8000000fff@00:05.0",
+        ] {
+            assert!(
+                matches!(parse(bad_rmrr), Err(VtdConfigError::BadRmrr { .. })),
+                "{bad_rmrr}"
+            );
+        }
+        // The width check uses the final aw, whatever the order.
+        assert!(parse("vtd,rmrr=0x8000000000-0x8000000fff@00:05.0,aw=39").is_err());
+        assert!(parse("vtd,rmrr=0x8000000000-0x8000000fff@00:05.0,aw=48").is_ok());
+    }
+
+    #[test]
+    fn cap_ecap_per_width_and_mode() {
+        for (aw, sagaw) in [(39u32, 0x2u64), (48, 0x6), (57, 0xe)] {
+            for sm in [false, true] {
+                let c = VtdConfig {
+                    aw_bits: aw,
+                    scalable: sm,
+                    ..Default::default()
+                };
+                let cap = c.cap();
+                assert_eq!((cap >> 8) & 0x1f, sagaw, "SAGAW aw={aw}");
+                assert_eq!((cap >> 16) & 0x3f, u64::from(aw - 1), "MGAW");
+                assert_eq!(cap & 7, 6, "ND");
+                assert_eq!((cap >> 24) & 0x3ff, 0x40, "FRO");
+                assert_eq!((cap >> 40) & 0xff, 7, "NFR-1");
+                assert_eq!((cap >> 48) & 0x3f, 18, "MAMV");
+                assert_eq!((cap >> 34) & 0xf, 0b11, "SLLPS");
+                assert_ne!(cap & regs::CAP_PSI, 0);
+                assert_eq!(cap & (regs::CAP_CM | regs::CAP_RWBF | regs::CAP_ESRTPS), 0);
+                let ecap = c.ecap();
+                assert_eq!((ecap >> 8) & 0x3ff, 0x30, "IRO");
+                assert_eq!(
+                    ecap & (regs::ECAP_C | regs::ECAP_QI | regs::ECAP_PT | regs::ECAP_SC),
+                    0xc3
+                );
+                assert_eq!(
+                    ecap & (regs::ECAP_DT | regs::ECAP_IR | regs::ECAP_EIM | regs::ECAP_NEST),
+                    0
+                );
+                assert_eq!(ecap & regs::ECAP_FLTS, 0);
+                let sm_bits = regs::ECAP_SMTS | regs::ECAP_SLTS | regs::ECAP_PASID;
+                assert_eq!(ecap & sm_bits == sm_bits, sm);
+                assert_eq!((ecap >> 35) & 0x1f, if sm { 19 } else { 0 }, "PSS");
+            }
+        }
+        let d = VtdConfig::default();
+        assert_eq!(d.cap(), 0x0012_078c_402f_0606);
+        assert_eq!(d.ecap(), 0x0003_4998_0000_30c3);
+    }
+
+    #[test]
+    fn normalized_never_fails() {
+        let c = VtdConfig {
+            aw_bits: 40,
+            nfr: 0,
+            rmrrs: vec![Rmrr {
+                base: 0x1001,
+                end: 0,
+                bdf: 0,
+            }],
+            ..Default::default()
+        }
+        .normalized();
+        assert_eq!((c.aw_bits, c.nfr), (48, 1));
+        assert!(c.rmrrs.is_empty());
+        assert!(c.validate().is_ok());
+        assert_eq!(
+            VtdConfig {
+                aw_bits: 99,
+                nfr: 999,
+                ..Default::default()
+            }
+            .normalized()
+            .nfr,
+            128
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Intel VT-d DMA-remapping hardware model (Intel VT-d architecture specification 4.x/5.0).
+//!
+//! One remapping unit: the register window (`mmio_read`/`mmio_write`), legacy and scalable-mode
+//! translation with second-stage tables and pass-through ([`crate::DmaPort`]), primary fault logging with
+//! the fault event MSI, register-based and queued invalidation, and the IOTLB / context / PASID caches.
+//!
+//! Not modelled yet (structured to slot in): first-stage and nested translation (PGTT 001b/011b fault
+//! with SPT.4 today; the walker and results carry a [`Stage`]), interrupt remapping (ECAP.IR=0),
+//! device-TLB / ATS (ECAP.DT=0), page requests (ECAP.PRS=0), advanced fault logging, PMRs.
+
+mod cache;
+mod config;
+mod fault;
+mod invalidation;
+mod mmio;
+mod reason;
+pub mod regs;
+mod state;
+mod stats;
+mod structures;
+mod translate;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use config::{Bdf, Rmrr, VtdConfig, VtdConfigError};
+pub use reason::FaultReason;
+pub use regs::VTD_MMIO_SIZE;
+pub use stats::VtdStats;
+pub use walk::Stage;
+
+use crate::mem::DmaMemory;
+use crate::ranges::{IovaWindow, PermittedRanges};
+use crate::request::{DmaFault, DmaPort, DmaRequest, InterruptSink, Translation};
+use config::Hw;
+use fault::Msi;
+use state::State;
+
+/// One VT-d remapping unit.
+pub struct Vtd {
+    cfg: VtdConfig,
+    mem: Arc<dyn DmaMemory>,
+    irq: Arc<dyn InterruptSink>,
+    state: Mutex<State>,
+}
+
+impl Vtd {
+    /// A unit in its reset state. Out-of-range configuration values are replaced by the nearest
+    /// supported ones (parse with `str::parse::<VtdConfig>` or call [`VtdConfig::validate`] to refuse
+    /// them instead).
+    pub fn new(cfg: VtdConfig, mem: Arc<dyn DmaMemory>, irq: Arc<dyn InterruptSink>) -> Self {
+        if let Err(e) = cfg.validate() {
+            log::warn!("vtd: {e}; using the nearest supported configuration");
+        }
+        let cfg = cfg.normalized();
+        let hw = Hw::new(&cfg);
+        Self {
+            cfg,
+            mem,
+            irq,
+            state: Mutex::new(State::new(hw)),
+        }
+    }
+
+    pub fn config(&self) -> &VtdConfig {
+        &self.cfg
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends the interrupts a locked operation queued, after the lock is released.
+    fn deliver(&self, msis: Vec<Msi>) {
+        for m in msis {
+            self.irq.msi(m.address, m.data);
+        }
+    }
+
+    /// Reads `data.len()` bytes at `offset`. Never panics: unimplemented registers read 0, bytes beyond
+    /// the window read 0xff.
+    pub fn mmio_read(&self, offset: u64, data: &mut [u8]) {
+        let st = self.lock();
+        let mut cached: Option<(u64, u64)> = None;
+        for (i, byte) in data.iter_mut().enumerate() {
+            *byte = match offset.checked_add(i as u64) {
+                Some(off) if off < VTD_MMIO_SIZE => {
+                    let q = off & !7;
+                    let value = match cached {
+                        Some((cq, v)) if cq == q => v,
+                        _ => {
+                            let v = st.read_qword(q);
+                            cached = Some((q, v));
+                            v
+                        }
+                    };
+                    (value >> ((off & 7) * 8)) as u8
+                }
+                _ => 0xff,
+            };
+        }
+    }
+
+    /// Writes `data` at `offset`. Never panics: bytes beyond the window and to read-only or
+    /// unimplemented registers are ignored.
+    pub fn mmio_write(&self, offset: u64, data: &[u8]) {
+        let msis = {
+            let mut st = self.lock();
+            // Group the bytes by naturally aligned qword.
+            let mut i = 0usize;
+            while i < data.len() {
+                let Some(off) = offset.checked_add(i as u64) else {
+                    break;
+                };
+                if off >= VTD_MMIO_SIZE {
+                    break;
+                }
+                let q = off & !7;
+                let (mut val, mut mask) = (0u64, 0u64);
+                while i < data.len() {
+                    let Some(o) = offset.checked_add(i as u64) else {
+                        break;
+                    };
+                    if o & !7 != q {
+                        break;
+                    }
+                    let shift = (o & 7) * 8;
+                    val |= u64::from(data[i]) << shift;
+                    mask |= 0xff << shift;
+                    i += 1;
+                }
+                st.write_qword(self.mem.as_ref(), q, val, mask);
+            }
+            std::mem::take(&mut st.outbox)
+        };
+        self.deliver(msis);
+    }
+
+    /// The IOVA windows a mapping for `source_id` may use, as Linux's IOMMU_IOAS_IOVA_RANGES reports
+    /// them: the aperture [0, 2^MGAW - 1], minus the interrupt range 0xfee00000-0xfeefffff, minus the
+    /// RMRRs of that device.
+    pub fn permitted_ranges(&self, source_id: u16) -> PermittedRanges {
+        let aperture = PermittedRanges::single(IovaWindow::aperture(self.cfg.aw_bits));
+        let msi = IovaWindow {
+            first: regs::MSI_FIRST,
+            last: regs::MSI_LAST,
+        };
+        self.cfg
+            .rmrrs
+            .iter()
+            .filter(|r| r.bdf == source_id)
+            .filter_map(|r| IovaWindow::new(r.base, r.end))
+            .fold(aperture.subtract(msi), |acc, hole| acc.subtract(hole))
+    }
+
+    /// A snapshot of the unit's counters.
+    pub fn stats(&self) -> VtdStats {
+        let st = self.lock();
+        let mut s = st.stats.clone();
+        s.iotlb_entries = st.caches.iotlb.len() as u64;
+        s.context_cache_entries = st.caches.context.len() as u64;
+        s.pasid_cache_entries = st.caches.pasid.len() as u64;
+        s
+    }
+}
+
+impl DmaPort for Vtd {
+    /// Remaps a request from requester `req.source_id` (the PCI BDF). Failed untranslated requests are
+    /// recorded as the spec says (unless FPD); translation requests never are.
+    fn translate(&self, req: &DmaRequest) -> Result<Translation, DmaFault> {
+        let (result, msis) = {
+            let mut st = self.lock();
+            let r = st.dma(self.mem.as_ref(), req);
+            (r, std::mem::take(&mut st.outbox))
+        };
+        self.deliver(msis);
+        result
+    }
+}

@@ -1,0 +1,240 @@
+//! Architected DMA-remapping fault reasons (VT-d 4.x section 7.1.3, "Non-recoverable Address Translation
+//! Faults"): legacy-mode codes 0x1-0xE and scalable-mode codes 0x30-0x87. The condition ids in the
+//! comments (LRT.2, SCT.6, ...) are the spec's.
+
+/// A fault reason this model can report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultReason {
+    // ---- Legacy mode ----
+    /// LRT.2: root entry P clear.
+    RootNotPresent,
+    /// LCT.2: context entry P clear.
+    ContextNotPresent,
+    /// LCT.4: context entry programmed with an unsupported AW or TT, or the second-stage root table
+    /// (SLPTPTR) could not be read.
+    ContextInvalid,
+    /// LGN.1: input address above 2^X - 1, X = min(MGAW, context AW).
+    AddressBeyondAw,
+    /// LGN.2: write request, W clear in a second-stage entry.
+    WriteDenied,
+    /// LGN.3: read request, R clear in a second-stage entry.
+    ReadDenied,
+    /// LSL.1: a lower-level second-stage entry could not be read.
+    PagingEntryAccess,
+    /// LRT.1: the root entry could not be read.
+    RootTableAccess,
+    /// LCT.1: the context entry could not be read.
+    ContextTableAccess,
+    /// LRT.3: reserved bit set in a present root entry.
+    RootReserved,
+    /// LCT.3: reserved bit set in a present context entry.
+    ContextReserved,
+    /// LSL.2: reserved bit set in a present (R or W) second-stage entry.
+    PagingEntryReserved,
+    /// LGN.4: the translated address falls in the interrupt address range.
+    InterruptAddress,
+
+    // ---- Scalable mode ----
+    /// RTA.1: RTADDR_REG.TTM holds a reserved or unsupported table type.
+    InvalidTtm,
+    /// RTA.2: request with PASID while TTM selects legacy mode.
+    TtmLegacyWithPasid,
+    /// SRT.1: scalable-mode root entry could not be read.
+    SmRootAccess,
+    /// SRT.2: LP/UP of the scalable-mode root entry clear.
+    SmRootNotPresent,
+    /// SRT.3: reserved bit set in the scalable-mode root entry.
+    SmRootReserved,
+    /// SCT.1: scalable-mode context entry could not be read.
+    SmContextAccess,
+    /// SCT.2: scalable-mode context entry P clear.
+    SmContextNotPresent,
+    /// SCT.3: reserved bit set in the scalable-mode context entry.
+    SmContextReserved,
+    /// SCT.6: request with PASID, PASIDE clear.
+    SmPasidDisabled,
+    /// SCT.7: PASID beyond the PASID directory size (PDTS).
+    SmPasidTooLarge,
+    /// SCT.9: the RID_PASID used for a request without PASID is beyond the directory size.
+    SmRidPasidInvalid,
+    /// SPD.1: PASID directory entry could not be read.
+    SmPasidDirAccess,
+    /// SPD.2: PASID directory entry P clear.
+    SmPasidDirNotPresent,
+    /// SPD.3: reserved bit set in the PASID directory entry.
+    SmPasidDirReserved,
+    /// SPT.1: PASID table entry could not be read.
+    SmPasidEntryAccess,
+    /// SPT.2: PASID table entry P clear.
+    SmPasidEntryNotPresent,
+    /// SPT.3: reserved bit set in the PASID table entry.
+    SmPasidEntryReserved,
+    /// SPT.4: PASID table entry programmed with an unsupported PGTT or AW.
+    SmPasidEntryInvalid,
+    /// SSL.1: a second-stage entry could not be read.
+    SmSsAccess,
+    /// SSL.2: a second-stage entry is not present (R and W both clear).
+    SmSsNotPresent,
+    /// SSL.3: reserved bit set in a present second-stage entry.
+    SmSsReserved,
+    /// SGN.4: input address above the address width.
+    SmAddressBeyondAw,
+    /// SGN.6: write request without write permission.
+    SmWriteDenied,
+    /// SGN.7: read request without read permission.
+    SmReadDenied,
+    /// SGN.8: the translated address falls in the interrupt address range.
+    SmInterruptAddress,
+}
+
+impl FaultReason {
+    /// The architected code written to the fault record's FR field.
+    pub fn code(self) -> u8 {
+        use FaultReason::*;
+        match self {
+            RootNotPresent => 0x01,
+            ContextNotPresent => 0x02,
+            ContextInvalid => 0x03,
+            AddressBeyondAw => 0x04,
+            WriteDenied => 0x05,
+            ReadDenied => 0x06,
+            PagingEntryAccess => 0x07,
+            RootTableAccess => 0x08,
+            ContextTableAccess => 0x09,
+            RootReserved => 0x0a,
+            ContextReserved => 0x0b,
+            PagingEntryReserved => 0x0c,
+            InterruptAddress => 0x0e,
+            InvalidTtm => 0x30,
+            TtmLegacyWithPasid => 0x31,
+            SmRootAccess => 0x38,
+            SmRootNotPresent => 0x39,
+            SmRootReserved => 0x3a,
+            SmContextAccess => 0x40,
+            SmContextNotPresent => 0x41,
+            SmContextReserved => 0x42,
+            SmPasidDisabled => 0x45,
+            SmPasidTooLarge => 0x46,
+            SmRidPasidInvalid => 0x48,
+            SmPasidDirAccess => 0x50,
+            SmPasidDirNotPresent => 0x51,
+            SmPasidDirReserved => 0x52,
+            SmPasidEntryAccess => 0x58,
+            SmPasidEntryNotPresent => 0x59,
+            SmPasidEntryReserved => 0x5a,
+            SmPasidEntryInvalid => 0x5b,
+            SmSsAccess => 0x78,
+            SmSsNotPresent => 0x79,
+            SmSsReserved => 0x7a,
+            SmAddressBeyondAw => 0x83,
+            SmWriteDenied => 0x85,
+            SmReadDenied => 0x86,
+            SmInterruptAddress => 0x87,
+        }
+    }
+
+    /// A short human description.
+    pub fn description(self) -> &'static str {
+        use FaultReason::*;
+        match self {
+            RootNotPresent => "root entry not present",
+            ContextNotPresent => "context entry not present",
+            ContextInvalid => "invalid context entry",
+            AddressBeyondAw => "address beyond the address width",
+            WriteDenied => "write to a page without write permission",
+            ReadDenied => "read of a page without read permission",
+            PagingEntryAccess => "second-stage table not readable",
+            RootTableAccess => "root table not readable",
+            ContextTableAccess => "context table not readable",
+            RootReserved => "reserved bit set in root entry",
+            ContextReserved => "reserved bit set in context entry",
+            PagingEntryReserved => "reserved bit set in second-stage entry",
+            InterruptAddress => "translated address in the interrupt range",
+            InvalidTtm => "invalid root table type (RTADDR.TTM)",
+            TtmLegacyWithPasid => "request with PASID in legacy mode",
+            SmRootAccess => "scalable root entry not readable",
+            SmRootNotPresent => "scalable root entry not present",
+            SmRootReserved => "reserved bit set in scalable root entry",
+            SmContextAccess => "scalable context entry not readable",
+            SmContextNotPresent => "scalable context entry not present",
+            SmContextReserved => "reserved bit set in scalable context entry",
+            SmPasidDisabled => "request with PASID but PASIDE clear",
+            SmPasidTooLarge => "PASID beyond the PASID directory size",
+            SmRidPasidInvalid => "RID_PASID beyond the PASID directory size",
+            SmPasidDirAccess => "PASID directory entry not readable",
+            SmPasidDirNotPresent => "PASID directory entry not present",
+            SmPasidDirReserved => "reserved bit set in PASID directory entry",
+            SmPasidEntryAccess => "PASID table entry not readable",
+            SmPasidEntryNotPresent => "PASID table entry not present",
+            SmPasidEntryReserved => "reserved bit set in PASID table entry",
+            SmPasidEntryInvalid => "unsupported PGTT or AW in PASID table entry",
+            SmSsAccess => "second-stage table not readable",
+            SmSsNotPresent => "second-stage entry not present",
+            SmSsReserved => "reserved bit set in second-stage entry",
+            SmAddressBeyondAw => "address beyond the address width",
+            SmWriteDenied => "write to a page without write permission",
+            SmReadDenied => "read of a page without read permission",
+            SmInterruptAddress => "translated address in the interrupt range",
+        }
+    }
+
+    /// Whether an FPD bit can suppress it (a "qualified" fault, VT-d 4.x section 7.1.2). Faults found
+    /// before a trustworthy FPD exists (root table, unreadable or malformed context entry) and
+    /// unreadable PASID structures are always reported.
+    pub fn qualified(self) -> bool {
+        use FaultReason::*;
+        !matches!(
+            self,
+            RootNotPresent
+                | RootTableAccess
+                | ContextTableAccess
+                | RootReserved
+                | ContextReserved
+                | InvalidTtm
+                | TtmLegacyWithPasid
+                | SmRootAccess
+                | SmRootNotPresent
+                | SmRootReserved
+                | SmContextAccess
+                | SmContextReserved
+                | SmPasidDirAccess
+                | SmPasidEntryAccess
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FaultReason::*;
+
+    #[test]
+    fn codes_match_the_spec_table() {
+        let pairs = [
+            (RootNotPresent, 0x1),
+            (ContextNotPresent, 0x2),
+            (ContextInvalid, 0x3),
+            (AddressBeyondAw, 0x4),
+            (WriteDenied, 0x5),
+            (ReadDenied, 0x6),
+            (PagingEntryAccess, 0x7),
+            (RootTableAccess, 0x8),
+            (ContextTableAccess, 0x9),
+            (RootReserved, 0xa),
+            (ContextReserved, 0xb),
+            (PagingEntryReserved, 0xc),
+            (SmRootNotPresent, 0x39),
+            (SmContextNotPresent, 0x41),
+            (SmPasidEntryNotPresent, 0x59),
+            (SmPasidEntryInvalid, 0x5b),
+            (SmSsNotPresent, 0x79),
+            (SmWriteDenied, 0x85),
+            (SmReadDenied, 0x86),
+        ];
+        for (r, code) in pairs {
+            assert_eq!(r.code(), code, "{r:?}");
+            assert!(!r.description().is_empty());
+        }
+        assert!(ContextNotPresent.qualified() && SmSsNotPresent.qualified());
+        assert!(!RootNotPresent.qualified() && !ContextReserved.qualified());
+    }
+}
