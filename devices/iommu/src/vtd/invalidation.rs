@@ -178,13 +178,18 @@ impl State {
         }
         let iqa = self.qi.iqa;
         let wide = iqa & regs::IQA_DW != 0;
+        let size: u64 = if wide { 32 } else { 16 };
+        let queue_bytes = 0x1000u64 << (iqa & regs::IQA_QS_MASK);
+        let tail = self.qi.iqt & regs::IQ_OFFSET_MASK;
+        // IQH is ours; keep it inside the queue and on a descriptor boundary even if IQA changed.
+        let mut head = (self.qi.iqh % queue_bytes) & !(size - 1);
+        if head == tail {
+            return;
+        }
         if wide && !self.hw.smts {
             // 256-bit descriptors need ECAP.SMTS.
             return self.queue_error(regs::IQEI_INVALID_WIDTH);
         }
-        let size: u64 = if wide { 32 } else { 16 };
-        let queue_bytes = 0x1000u64 << (iqa & regs::IQA_QS_MASK);
-        let tail = self.qi.iqt & regs::IQ_OFFSET_MASK;
         if wide && tail & 0x10 != 0 {
             return self.queue_error(regs::IQEI_TAIL_MISALIGNED);
         }
@@ -192,8 +197,6 @@ impl State {
             return self.queue_error(regs::IQEI_TAIL_INVALID);
         }
         let base = iqa & regs::IQA_BASE_MASK;
-        // IQH is ours; keep it inside the queue and on a descriptor boundary even if IQA changed.
-        let mut head = (self.qi.iqh % queue_bytes) & !(size - 1);
         let mut budget = queue_bytes / size;
         while head != tail && budget > 0 {
             budget -= 1;
