@@ -60,9 +60,13 @@ impl FaultUnit {
         self.records.iter().any(|r| r[1] & regs::FRCD_F != 0)
     }
 
+    /// FSTS; FRI is shown only while PPF is set (it is undefined otherwise).
     pub fn fsts(&self) -> u32 {
-        let ppf = if self.ppf() { regs::FSTS_PPF } else { 0 };
-        self.status | ppf | self.fri << regs::FSTS_FRI_SHIFT
+        if self.ppf() {
+            self.status | regs::FSTS_PPF | self.fri << regs::FSTS_FRI_SHIFT
+        } else {
+            self.status
+        }
     }
 
     fn pending(&self) -> bool {

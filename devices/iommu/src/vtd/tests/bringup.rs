@@ -175,3 +175,19 @@ fn permitted_ranges_per_width_and_rmrr() {
         "other devices keep it"
     );
 }
+
+#[test]
+fn vtd_is_send_and_sync_and_a_dma_port() {
+    fn check<T: Send + Sync + DmaPort>() {}
+    check::<Vtd>();
+    let fx = Fx::new("vtd");
+    let port: Arc<dyn DmaPort> = Arc::new(Vtd::new(
+        fx.vtd.config().clone(),
+        fx.mem.clone(),
+        fx.irq.clone(),
+    ));
+    let t = port
+        .translate(&DmaRequest::new(u32::from(SID), 0x1000, Access::Read))
+        .unwrap();
+    assert_eq!(t.translate(0x1000), 0x1000, "translation disabled at reset");
+}

@@ -214,3 +214,31 @@ fn a_legacy_root_table_on_a_scalable_unit() {
     assert_eq!(fx.out(SID, None, 0x1000, Access::Read), Ok(0x3000));
     assert_eq!(fx.out(SID, Some(0), 0x1000, Access::Read), Err(0x31));
 }
+
+#[test]
+fn scalable_root_table_outside_ram_and_pasid_iotlb_descriptors() {
+    let Sm {
+        fx,
+        root,
+        dir,
+        mut q,
+    } = setup("vtd");
+    let top = fx.alloc();
+    fx.set_sm_context(root, SID, sm_ctx(dir, true, 0));
+    fx.set_pasid_entry(dir, 0, ss_entry(top, 2, 4));
+    fx.map(top, 4, 0, 0x3000, 12, (true, true));
+    assert_eq!(fx.out(SID, None, 0, Access::Read), Ok(0x3000));
+    // PASID-based IOTLB and PASID-cache descriptors run on the 256-bit queue.
+    let piotlb_all = [6 | 2 << 4 | 4 << 16, 0, 0, 0];
+    let piotlb_page = [6 | 3 << 4 | 4 << 16, 0x1000 | 1, 0, 0];
+    fx.sync(&mut q, &[piotlb_all, piotlb_page, pc_global()]);
+    let st = fx.vtd.stats();
+    assert_eq!(st.invalidations["piotlb_pasid"], 1);
+    assert_eq!(st.invalidations["piotlb_page"], 1);
+    assert_eq!(st.qi_errors, 0);
+    // A scalable root table outside RAM.
+    fx.w64(regs::RTADDR, RAM | 1 << 10);
+    fx.gcmd(0, 0, regs::GCMD_SRTP);
+    fx.sync(&mut q, &[cc_global(), pc_global(), iotlb_global()]);
+    assert_eq!(fx.out(SID, None, 0, Access::Read), Err(0x38));
+}
