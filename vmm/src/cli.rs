@@ -35,6 +35,10 @@ pub struct MachineArgs {
     /// Number of vCPUs (1..=8).
     #[arg(long, default_value_t = 1)]
     pub cpus: u8,
+    /// IOMMU in front of the PCI devices:
+    /// vtd[,aw=39|48|57][,sm=on|off][,nfr=N][,caching=on|off][,rmrr=BASE-END@BDF].
+    #[arg(long)]
+    pub iommu: Option<crate::iommus::IommuConfig>,
 }
 
 #[derive(Debug, Args)]

@@ -39,3 +39,10 @@ impl MsiSink for KvmMsiSink {
         }
     }
 }
+
+impl iommu::InterruptSink for KvmMsiSink {
+    fn msi(&self, address: u64, data: u32) {
+        // Errors are logged by `send`; an IOMMU has no way to report a failed interrupt write either.
+        let _ = MsiSink::send(self, MsiMessage { address, data });
+    }
+}

@@ -5,6 +5,7 @@ pub mod bus;
 pub mod cli;
 pub mod devices;
 pub mod interrupts;
+pub mod iommus;
 pub mod layout;
 pub mod logger;
 pub mod memory;

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use vmm::cli::{Cli, Command, MachineArgs};
 use vmm::devices::ExitReason;
-use vmm::platform::{MachineConfig, Platform};
+use vmm::platform::{MachineConfig, Platform, PlatformIo};
 use vmm::vm::{self, RunConfig, RunOutcome};
 
 /// Exit status for a run that hit `--timeout` (as timeout(1)).
@@ -19,6 +19,7 @@ fn machine(args: &MachineArgs) -> MachineConfig {
     MachineConfig {
         memory_mib: args.memory,
         cpus: args.cpus,
+        iommu: args.iommu.clone(),
     }
 }
 
@@ -74,10 +75,7 @@ fn real_main(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             Ok(0)
         }
         Command::Tables(args) => {
-            let platform = Platform::build(
-                &machine(&args.machine),
-                std::sync::Arc::new(vmm::platform::DiscardMsi),
-            )?;
+            let platform = Platform::build(&machine(&args.machine), PlatformIo::detached())?;
             std::fs::create_dir_all(&args.out)?;
             for (name, bytes) in platform.table_files() {
                 let path = args.out.join(name);

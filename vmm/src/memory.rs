@@ -46,6 +46,46 @@ fn entry(start: u64, end_exclusive: u64, kind: E820Kind) -> E820Entry {
     }
 }
 
+/// The e820 map for `memory_mib` MiB of RAM with `reserved` ranges (inclusive `(first, last)`, e.g. VT-d RMRRs)
+/// carved out of RAM and marked Reserved.
+pub fn e820_map_with_reserved(
+    memory_mib: u64,
+    reserved: &[(u64, u64)],
+) -> Result<Vec<E820Entry>, MemoryError> {
+    let mut map = e820_map(memory_mib)?;
+    for &(first, last) in reserved {
+        let mut out = Vec::with_capacity(map.len() + 2);
+        for e in map {
+            if e.kind != E820Kind::Ram || last < e.start || first > e.end {
+                out.push(e);
+                continue;
+            }
+            if first > e.start {
+                out.push(E820Entry {
+                    start: e.start,
+                    end: first - 1,
+                    kind: E820Kind::Ram,
+                });
+            }
+            if last < e.end {
+                out.push(E820Entry {
+                    start: last + 1,
+                    end: e.end,
+                    kind: E820Kind::Ram,
+                });
+            }
+        }
+        out.push(E820Entry {
+            start: first,
+            end: last,
+            kind: E820Kind::Reserved,
+        });
+        out.sort_by_key(|e| e.start);
+        map = out;
+    }
+    Ok(map)
+}
+
 /// The e820 map for `memory_mib` MiB of RAM (sorted, non-overlapping, `end` inclusive).
 ///
 /// Below 1 MiB: conventional RAM up to the EBDA, the legacy area reserved, and the ACPI tables in their own
@@ -115,6 +155,26 @@ mod tests {
                 "{mib}"
             );
         }
+    }
+
+    #[test]
+    fn reserved_ranges_are_carved_out_of_ram() {
+        let map = e820_map_with_reserved(512, &[(0x1000_0000, 0x1000_ffff)]).unwrap();
+        let kinds: Vec<(u64, u64, E820Kind)> =
+            map.iter().map(|e| (e.start, e.end, e.kind)).collect();
+        assert!(kinds.contains(&(0x10_0000, 0x0fff_ffff, E820Kind::Ram)));
+        assert!(kinds.contains(&(0x1000_0000, 0x1000_ffff, E820Kind::Reserved)));
+        assert!(kinds.contains(&(0x1001_0000, (512 << 20) - 1, E820Kind::Ram)));
+        for pair in map.windows(2) {
+            assert!(pair[0].end < pair[1].start, "{pair:?}");
+        }
+        // A reserved range outside RAM just adds an entry.
+        let map = e820_map_with_reserved(512, &[(0xf000_0000, 0xf000_0fff)]).unwrap();
+        assert_eq!(map.len(), e820_map(512).unwrap().len() + 1);
+        assert_eq!(
+            e820_map_with_reserved(512, &[]).unwrap(),
+            e820_map(512).unwrap()
+        );
     }
 
     #[test]

@@ -5,10 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use firmware_tables::acpi::{self, AcpiPlatform, AcpiTables, IoApic, PciHostBridge};
 use firmware_tables::description::{E820Entry, MachineDescription};
+use iommu::mem::TestMemory;
+use iommu::{DmaAccessor, DmaMemory, DmaPort, IdentityPort, InterruptSink};
 use pci::{MsiError, MsiMessage, MsiSink};
 use thiserror::Error;
 
 use crate::bus::{lock, Bus, BusDevice, BusError};
+use crate::iommus::{IommuConfig, IommuOptionError, IommuUnit};
 use crate::layout;
 use crate::memory::{self, MemoryError};
 
@@ -23,6 +26,10 @@ pub enum PlatformError {
     Acpi(#[from] acpi::AcpiError),
     #[error("PCI: {0}")]
     Pci(String),
+    #[error(transparent)]
+    Iommu(#[from] IommuOptionError),
+    #[error("IOMMU tables: {0}")]
+    IommuTables(acpi::AcpiError),
 }
 
 /// Options that shape the machine.
@@ -30,6 +37,8 @@ pub enum PlatformError {
 pub struct MachineConfig {
     pub memory_mib: u64,
     pub cpus: u8,
+    /// The IOMMU in front of the PCI segment, if any.
+    pub iommu: Option<IommuConfig>,
 }
 
 impl MachineConfig {
@@ -52,21 +61,63 @@ impl MsiSink for DiscardMsi {
     }
 }
 
+impl InterruptSink for DiscardMsi {
+    fn msi(&self, _address: u64, _data: u32) {}
+}
+
+/// Where a built platform's devices deliver interrupts and do DMA.
+pub struct PlatformIo {
+    pub msi: Arc<dyn MsiSink>,
+    pub iommu_irq: Arc<dyn InterruptSink>,
+    pub mem: Arc<dyn DmaMemory>,
+}
+
+impl PlatformIo {
+    /// For platforms that never run (describe, tables): no memory, interrupts dropped.
+    pub fn detached() -> Self {
+        Self {
+            msi: Arc::new(DiscardMsi),
+            iommu_irq: Arc::new(DiscardMsi),
+            mem: Arc::new(TestMemory::new(0)),
+        }
+    }
+}
+
+/// The DMA test device's requester id (BDF 00:03.0).
+pub fn test_device_bdf() -> u16 {
+    u16::from(pci::test_device::DEFAULT_DEVICE_NUMBER) << 3
+}
+
 /// Everything the guest is given besides RAM and the CPU.
 pub struct Platform {
     pub config: MachineConfig,
     pub e820: Vec<E820Entry>,
     pub pci: Arc<Mutex<pci::PciSegment>>,
     pub acpi: AcpiTables,
+    pub iommu: Option<IommuUnit>,
 }
 
 impl Platform {
-    /// Builds the platform; `msi` is where PCI devices' MSIs go.
-    pub fn build(config: &MachineConfig, msi: Arc<dyn MsiSink>) -> Result<Self, PlatformError> {
+    /// Builds the platform; `io` says where interrupts go and what memory DMA reaches.
+    pub fn build(config: &MachineConfig, io: PlatformIo) -> Result<Self, PlatformError> {
         config.validate()?;
-        let e820 = memory::e820_map(config.memory_mib)?;
+        let reserved = config
+            .iommu
+            .as_ref()
+            .map(IommuConfig::reserved_ranges)
+            .unwrap_or_default();
+        let e820 = memory::e820_map_with_reserved(config.memory_mib, &reserved)?;
+        let iommu = config
+            .iommu
+            .as_ref()
+            .map(|c| IommuUnit::new(c, io.mem.clone(), io.iommu_irq.clone()));
+        let port: Arc<dyn DmaPort> = match &iommu {
+            Some(unit) => unit.port(),
+            None => Arc::new(IdentityPort),
+        };
+        let dma = DmaAccessor::new(port, io.mem.clone(), u32::from(test_device_bdf()));
         let mut segment = pci::PciSegment::new();
-        let test_device = pci::test_device::TestDevice::new(msi)
+        let test_device = pci::test_device::TestDevice::new(io.msi, dma)
             .map_err(|e| PlatformError::Pci(e.to_string()))?;
         segment
             .add_device(
@@ -80,22 +131,23 @@ impl Platform {
                 (layout::PCI_MMIO64_START, layout::PCI_MMIO64_SIZE),
             )
             .map_err(|e| PlatformError::Pci(e.to_string()))?;
-        let acpi = acpi::build_acpi(
-            &acpi_platform(config),
-            layout::ACPI_START,
-            layout::ACPI_SIZE,
-        )?;
+        let mut platform = acpi_platform(config);
+        if let Some(c) = &config.iommu {
+            platform.extra_tables = c.acpi_tables().map_err(PlatformError::IommuTables)?;
+        }
+        let acpi = acpi::build_acpi(&platform, layout::ACPI_START, layout::ACPI_SIZE)?;
         Ok(Self {
             config: config.clone(),
             e820,
             pci: Arc::new(Mutex::new(segment)),
             acpi,
+            iommu,
         })
     }
 
     /// The machine description `iovmm describe` prints and guest tests compare against.
     pub fn describe(config: &MachineConfig) -> Result<MachineDescription, PlatformError> {
-        let p = Self::build(config, Arc::new(DiscardMsi))?;
+        let p = Self::build(config, PlatformIo::detached())?;
         let acpi_tables = p.acpi.infos();
         let pci = lock(&p.pci).describe();
         Ok(MachineDescription {
@@ -104,7 +156,7 @@ impl Platform {
             e820: p.e820,
             acpi_tables,
             pci,
-            iommu: None,
+            iommu: p.iommu.as_ref().map(|u| u.info(test_device_bdf())),
         })
     }
 
@@ -126,6 +178,9 @@ impl Platform {
             layout::PCI_ECAM_START,
             layout::PCI_ECAM_SIZE,
         )?;
+        if let Some(unit) = &self.iommu {
+            unit.attach(mmio_bus)?;
+        }
         for (base, size) in [
             (layout::PCI_MMIO32_START, layout::PCI_MMIO32_SIZE),
             (layout::PCI_MMIO64_START, layout::PCI_MMIO64_SIZE),
@@ -221,6 +276,7 @@ mod tests {
         MachineConfig {
             memory_mib: 512,
             cpus: 2,
+            iommu: None,
         }
     }
 
@@ -271,10 +327,10 @@ mod tests {
     fn acpi_tables_fit_the_reserved_area() {
         let p = Platform::build(
             &MachineConfig {
-                memory_mib: 512,
                 cpus: 8,
+                ..config()
             },
-            Arc::new(DiscardMsi),
+            PlatformIo::detached(),
         )
         .unwrap();
         for t in p.acpi.all() {
@@ -282,5 +338,44 @@ mod tests {
             assert!(t.address + t.bytes.len() as u64 <= layout::ACPI_START + layout::ACPI_SIZE);
         }
         assert_eq!(p.acpi.rsdp.address, layout::ACPI_START);
+    }
+}
+
+#[cfg(test)]
+mod iommu_tests {
+    use super::*;
+    use firmware_tables::description::E820Kind;
+
+    fn vtd(options: &str) -> MachineConfig {
+        MachineConfig {
+            memory_mib: 512,
+            cpus: 1,
+            iommu: Some(options.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn vtd_platform_publishes_dmar_and_ranges() {
+        let d = Platform::describe(&vtd("vtd,aw=48")).unwrap();
+        assert!(d.acpi_tables.iter().any(|t| t.signature == "DMAR"));
+        let info = d.iommu.unwrap();
+        assert_eq!(info.model, "vtd");
+        assert_eq!(info.base, layout::VTD_START);
+        assert_eq!(info.test_device_bdf, "0000:00:03.0");
+        let r: Vec<(u64, u64)> = info
+            .permitted_ranges
+            .iter()
+            .map(|r| (r.first, r.last))
+            .collect();
+        assert_eq!(r, vec![(0, 0xfedf_ffff), (0xfef0_0000, 0xffff_ffff_ffff)]);
+    }
+
+    #[test]
+    fn rmrr_is_reserved_in_e820() {
+        let d = Platform::describe(&vtd("vtd,rmrr=0x1000000-0x100ffff@00:05.0")).unwrap();
+        assert!(d
+            .e820
+            .iter()
+            .any(|e| e.start == 0x100_0000 && e.end == 0x100_ffff && e.kind == E820Kind::Reserved));
     }
 }

@@ -26,7 +26,7 @@ use crate::devices::serial::{ConsoleOut, SerialPort};
 use crate::devices::ExitReason;
 use crate::interrupts::KvmMsiSink;
 use crate::layout;
-use crate::platform::{MachineConfig, Platform, PlatformError};
+use crate::platform::{MachineConfig, Platform, PlatformError, PlatformIo};
 use crate::vcpu::Vcpu;
 use crate::x86::{cpuid, lapic, regs};
 
@@ -144,7 +144,13 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
         crate::memory::create_guest_memory(machine.memory_mib).map_err(PlatformError::from)?;
     register_memory(&vm, &mem)?;
 
-    let platform = Platform::build(machine, Arc::new(KvmMsiSink::new(vm.clone())))?;
+    let sink = Arc::new(KvmMsiSink::new(vm.clone()));
+    let io = PlatformIo {
+        msi: sink.clone(),
+        iommu_irq: sink,
+        mem: Arc::new(mem.clone()),
+    };
+    let platform = Platform::build(machine, io)?;
     write_acpi(&mem, &platform)?;
     regs::write_boot_structures(&mem)?;
     let boot = boot::load_linux(
