@@ -12,6 +12,7 @@ use iommu::{DmaMemory, DmaPort, InterruptSink};
 use thiserror::Error;
 
 use crate::bus::{Bus, BusDevice, BusError};
+use crate::interrupts::InterruptRemapper;
 use crate::layout;
 
 /// Errors in `--iommu`.
@@ -105,6 +106,11 @@ impl IommuUnit {
         match self {
             IommuUnit::Vtd(v) => v.clone(),
         }
+    }
+
+    /// The unit's interrupt remapping, if it has one.
+    pub fn remapper(&self) -> Option<Arc<dyn InterruptRemapper>> {
+        None
     }
 
     /// Registers the unit's MMIO window.

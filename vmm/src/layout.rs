@@ -62,9 +62,11 @@ pub const PCI_MMIO64_SIZE: u64 = 0x10_0000_0000;
 pub const PCI_IO_START: u16 = 0x1000;
 pub const PCI_IO_SIZE: u16 = 0xf000;
 
-/// IOAPIC (in-kernel irqchip).
+/// IOAPIC (userspace, split irqchip).
 pub const IOAPIC_START: u64 = 0xfec0_0000;
-/// Number of IOAPIC pins of KVM's in-kernel IOAPIC.
+/// Size of the IOAPIC register window.
+pub const IOAPIC_SIZE: u64 = 0x1000;
+/// Number of IOAPIC pins (KVM reserves as many GSI routes for a split irqchip).
 pub const IOAPIC_PINS: u32 = 24;
 /// VT-d remapping hardware unit registers.
 pub const VTD_START: u64 = 0xfed9_0000;

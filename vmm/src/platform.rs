@@ -11,6 +11,7 @@ use pci::{MsiError, MsiMessage, MsiSink};
 use thiserror::Error;
 
 use crate::bus::{lock, Bus, BusDevice, BusError};
+use crate::interrupts::{MsiRouter, RawMsi};
 use crate::iommus::{IommuConfig, IommuOptionError, IommuUnit};
 use crate::layout;
 use crate::memory::{self, MemoryError};
@@ -65,9 +66,17 @@ impl InterruptSink for DiscardMsi {
     fn msi(&self, _address: u64, _data: u32) {}
 }
 
-/// Where a built platform's devices deliver interrupts and do DMA.
+impl RawMsi for DiscardMsi {
+    fn signal(&self, _address: u64, _data: u32) -> Result<(), MsiError> {
+        Ok(())
+    }
+}
+
+/// Where a built platform's interrupts end up and what memory its DMA reaches.
 pub struct PlatformIo {
-    pub msi: Arc<dyn MsiSink>,
+    /// Final delivery of (remapped) device and IOAPIC interrupts.
+    pub msi: Arc<dyn RawMsi>,
+    /// The IOMMU's own interrupts (not subject to remapping).
     pub iommu_irq: Arc<dyn InterruptSink>,
     pub mem: Arc<dyn DmaMemory>,
 }
@@ -95,6 +104,8 @@ pub struct Platform {
     pub pci: Arc<Mutex<pci::PciSegment>>,
     pub acpi: AcpiTables,
     pub iommu: Option<IommuUnit>,
+    /// Device and IOAPIC interrupts go here (through interrupt remapping when the IOMMU has it).
+    pub router: Arc<MsiRouter>,
 }
 
 impl Platform {
@@ -116,9 +127,12 @@ impl Platform {
             None => Arc::new(IdentityPort),
         };
         let dma = DmaAccessor::new(port, io.mem.clone(), u32::from(test_device_bdf()));
+        let remapper = iommu.as_ref().and_then(IommuUnit::remapper);
+        let router = Arc::new(MsiRouter::new(io.msi, remapper));
         let mut segment = pci::PciSegment::new();
-        let test_device = pci::test_device::TestDevice::new(io.msi, dma)
-            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        let test_device =
+            pci::test_device::TestDevice::new(router.for_device(test_device_bdf()), dma)
+                .map_err(|e| PlatformError::Pci(e.to_string()))?;
         segment
             .add_device(
                 pci::test_device::DEFAULT_DEVICE_NUMBER,
@@ -142,6 +156,7 @@ impl Platform {
             pci: Arc::new(Mutex::new(segment)),
             acpi,
             iommu,
+            router,
         })
     }
 

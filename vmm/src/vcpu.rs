@@ -68,6 +68,10 @@ impl Vcpu {
                             );
                         }
                     }
+                    // Only for level-triggered IOAPIC routes, which our edge-only IOAPIC never installs.
+                    VcpuExit::IoapicEoi(vector) => {
+                        log::debug!("vcpu{}: IOAPIC EOI for vector {vector:#x}", self.id);
+                    }
                     VcpuExit::Hlt => {
                         return ExitReason::Error(format!(
                             "vcpu{} halted with interrupts off",

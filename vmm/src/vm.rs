@@ -8,20 +8,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kvm_bindings::{
-    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
-    KVM_PIT_SPEAKER_DUMMY,
+    kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_CAP_SPLIT_IRQCHIP,
+    KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Kvm, VmFd};
 use thiserror::Error;
 use vm_memory::{
     Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
 };
-use vmm_sys_util::eventfd::EventFd;
 
 use crate::boot::{self, BootError};
 use crate::bus::Bus;
 use crate::devices::exit::ExitDevice;
 use crate::devices::i8042::I8042Reset;
+use crate::devices::ioapic::{Ioapic, IoapicPin};
 use crate::devices::serial::{ConsoleOut, SerialPort};
 use crate::devices::ExitReason;
 use crate::interrupts::KvmMsiSink;
@@ -53,8 +53,6 @@ pub enum VmError {
     Regs(#[from] regs::RegsError),
     #[error("cannot write ACPI tables: {0}")]
     AcpiWrite(vm_memory::GuestMemoryError),
-    #[error("cannot create an eventfd: {0}")]
-    EventFd(std::io::Error),
     #[error("cannot start vCPU thread: {0}")]
     Thread(std::io::Error),
     #[error(transparent)]
@@ -131,14 +129,15 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
     );
     vm.set_tss_address(KVM_TSS_ADDRESS)
         .map_err(|e| VmError::KvmCall("SET_TSS_ADDR", e))?;
-    vm.create_irq_chip()
-        .map_err(|e| VmError::KvmCall("CREATE_IRQCHIP", e))?;
-    let pit = kvm_pit_config {
-        flags: KVM_PIT_SPEAKER_DUMMY,
+    // Split irqchip: LAPICs in KVM, the IOAPIC in userspace so its messages can go through interrupt
+    // remapping. No PIC and no PIT: the platform is hardware-reduced ACPI (Linux uses the LAPIC timer).
+    let split = kvm_enable_cap {
+        cap: KVM_CAP_SPLIT_IRQCHIP,
+        args: [u64::from(layout::IOAPIC_PINS), 0, 0, 0],
         ..Default::default()
     };
-    vm.create_pit2(pit)
-        .map_err(|e| VmError::KvmCall("CREATE_PIT2", e))?;
+    vm.enable_cap(&split)
+        .map_err(|e| VmError::KvmCall("ENABLE_CAP(SPLIT_IRQCHIP)", e))?;
 
     let mem =
         crate::memory::create_guest_memory(machine.memory_mib).map_err(PlatformError::from)?;
@@ -164,9 +163,15 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
 
     let (events, exits) = mpsc::channel();
     let panicked = Arc::new(AtomicBool::new(false));
-    let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
-    vm.register_irqfd(&serial_irq, layout::COM1_IRQ)
-        .map_err(|e| VmError::KvmCall("IRQFD", e))?;
+    let ioapic = Arc::new(Mutex::new(Ioapic::new(
+        0,
+        firmware_tables::acpi::PLATFORM_IOAPIC_SOURCE_ID,
+        platform.router.clone(),
+    )));
+    let serial_irq = IoapicPin {
+        ioapic: ioapic.clone(),
+        pin: layout::COM1_IRQ as usize,
+    };
 
     let mut io_bus = Bus::new();
     let console = ConsoleOut::new(std::io::stdout(), panicked.clone());
@@ -186,6 +191,7 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
         1,
     )?;
     let mut mmio_bus = Bus::new();
+    mmio_bus.insert(ioapic, layout::IOAPIC_START, layout::IOAPIC_SIZE)?;
     platform.attach(&mut io_bus, &mut mmio_bus)?;
     let (io_bus, mmio_bus) = (Arc::new(io_bus), Arc::new(mmio_bus));
 

@@ -2,6 +2,7 @@
 
 pub mod exit;
 pub mod i8042;
+pub mod ioapic;
 pub mod serial;
 
 /// Why the VM stopped. Sent by devices and vCPU threads to the main thread; the first one wins.

@@ -1,4 +1,4 @@
-//! COM1: vm-superio's 16550A on port 0x3f8, interrupting through an irqfd on GSI 4, output to the VMM's stdout.
+//! COM1: vm-superio's 16550A on port 0x3f8, interrupting through IOAPIC pin 4, output to the VMM's stdout.
 //!
 //! The output writer also watches the console for Linux's panic banner so the VMM can say "guest kernel
 //! panicked" rather than only "guest reset" when `panic=-1` reboots the machine.
@@ -8,20 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use vm_superio::{Serial, Trigger};
-use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::BusDevice;
-
-/// Raises the serial IRQ by writing the irqfd.
-pub struct IrqFdTrigger(pub EventFd);
-
-impl Trigger for IrqFdTrigger {
-    type E = io::Error;
-
-    fn trigger(&self) -> io::Result<()> {
-        self.0.write(1)
-    }
-}
 
 const PANIC_BANNER: &[u8] = b"Kernel panic - not syncing";
 
@@ -74,20 +62,20 @@ impl<W: Write> Write for ConsoleOut<W> {
     }
 }
 
-/// COM1 on the I/O bus.
-pub struct SerialPort<W: Write + Send> {
-    serial: Serial<IrqFdTrigger, vm_superio::serial::NoEvents, ConsoleOut<W>>,
+/// COM1 on the I/O bus; `T` raises its interrupt.
+pub struct SerialPort<T: Trigger, W: Write + Send> {
+    serial: Serial<T, vm_superio::serial::NoEvents, ConsoleOut<W>>,
 }
 
-impl<W: Write + Send> SerialPort<W> {
-    pub fn new(irq: EventFd, out: ConsoleOut<W>) -> Self {
+impl<T: Trigger, W: Write + Send> SerialPort<T, W> {
+    pub fn new(irq: T, out: ConsoleOut<W>) -> Self {
         Self {
-            serial: Serial::new(IrqFdTrigger(irq), out),
+            serial: Serial::new(irq, out),
         }
     }
 }
 
-impl<W: Write + Send> BusDevice for SerialPort<W> {
+impl<T: Trigger + Send, W: Write + Send> BusDevice for SerialPort<T, W> {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         match (u8::try_from(offset), data.len()) {
             (Ok(off), 1) if off < 8 => data[0] = self.serial.read(off),
@@ -109,36 +97,59 @@ impl<W: Write + Send> BusDevice for SerialPort<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts interrupts.
+    #[derive(Clone, Default)]
+    struct Count(Arc<AtomicUsize>);
+
+    impl Trigger for Count {
+        type E = io::Error;
+        fn trigger(&self) -> io::Result<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn port(panicked: &Arc<AtomicBool>) -> (SerialPort<Count, Vec<u8>>, Count) {
+        let irq = Count::default();
+        (
+            SerialPort::new(irq.clone(), ConsoleOut::new(Vec::new(), panicked.clone())),
+            irq,
+        )
+    }
 
     #[test]
     fn transmits_bytes_and_detects_panic() {
         let panicked = Arc::new(AtomicBool::new(false));
-        let mut port = SerialPort::new(
-            EventFd::new(0).unwrap(),
-            ConsoleOut::new(Vec::new(), panicked.clone()),
-        );
+        let (mut p, _) = port(&panicked);
         for &b in b"hello\n[ 1.0] Kernel panic - not syncing: VFS\n" {
-            port.write(0, &[b]);
+            p.write(0, &[b]);
         }
         assert!(panicked.load(Ordering::SeqCst));
-        let out = &port.serial.writer().out;
-        assert!(out.starts_with(b"hello\n"));
+        assert!(p.serial.writer().out.starts_with(b"hello\n"));
+    }
+
+    #[test]
+    fn transmit_interrupt_when_enabled() {
+        let panicked = Arc::new(AtomicBool::new(false));
+        let (mut p, irq) = port(&panicked);
+        p.write(1, &[0x02]); // IER: THR empty interrupt
+        p.write(0, b"x");
+        assert!(irq.0.load(Ordering::SeqCst) >= 1);
     }
 
     #[test]
     fn odd_sizes_and_offsets_are_harmless() {
         let panicked = Arc::new(AtomicBool::new(false));
-        let mut port = SerialPort::new(
-            EventFd::new(0).unwrap(),
-            ConsoleOut::new(Vec::new(), panicked.clone()),
-        );
+        let (mut p, _) = port(&panicked);
         let mut b = [0u8; 4];
-        port.read(0, &mut b);
+        p.read(0, &mut b);
         assert_eq!(b, [0xff; 4]);
-        port.write(9, &[1]);
-        port.write(0, &[1, 2]);
+        p.write(9, &[1]);
+        p.write(0, &[1, 2]);
         let mut lsr = [0u8];
-        port.read(5, &mut lsr);
+        p.read(5, &mut lsr);
         assert_ne!(lsr[0] & 0x20, 0, "THR empty after reset");
         assert!(!panicked.load(Ordering::SeqCst));
     }
