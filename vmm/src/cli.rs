@@ -24,6 +24,94 @@ pub enum Command {
     Describe(MachineArgs),
     /// Write every firmware table as raw files (DIR/<SIGNATURE>.dat) for iasl/dtc.
     Tables(TablesArgs),
+    /// Look into a running VM's IOMMU through its monitor socket (or, for `ranges`, a configuration).
+    Debug(DebugArgs),
+}
+
+/// Parses a number in decimal or 0x-prefixed hex.
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let s = s.replace('_', "");
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    }
+    .map_err(|e| format!("{s:?} is not a number: {e}"))
+}
+
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    #[command(subcommand)]
+    pub command: DebugCommand,
+}
+
+/// Where `iovmm debug` gets its answers.
+#[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    /// The monitor socket of a running `iovmm run --monitor PATH`.
+    #[arg(long)]
+    pub monitor: PathBuf,
+    /// Print the raw JSON result instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Permitted IOVA ranges: of a configuration (`--iommu vtd,aw=45`, no guest) or of a running VM.
+    Ranges {
+        /// An IOMMU configuration to evaluate without a guest.
+        #[arg(long, conflicts_with = "monitor")]
+        iommu: Option<crate::iommus::IommuConfig>,
+        /// The monitor socket of a running VM.
+        #[arg(long, required_unless_present = "iommu")]
+        monitor: Option<PathBuf>,
+        /// Requester (PCI BDF).
+        #[arg(long, default_value = "00:03.0")]
+        source: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk the guest's live tables for one IOVA, step by step, with no side effects.
+    Translate {
+        #[command(flatten)]
+        monitor: MonitorArgs,
+        #[arg(long, default_value = "00:03.0")]
+        source: String,
+        #[arg(long)]
+        pasid: Option<u32>,
+        #[arg(long, value_parser = parse_u64)]
+        iova: u64,
+        /// Check write permission instead of read.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Every live mapping of a source; `--dot` prints a Graphviz picture of the table tree.
+    Dump {
+        #[command(flatten)]
+        monitor: MonitorArgs,
+        #[arg(long, default_value = "00:03.0")]
+        source: String,
+        #[arg(long)]
+        pasid: Option<u32>,
+        #[arg(long)]
+        dot: bool,
+    },
+    /// IOTLB hits/misses/evictions, walks, faults by reason, invalidations by type.
+    Stats {
+        #[command(flatten)]
+        monitor: MonitorArgs,
+    },
+    /// Make the next COUNT translations of a source fail with REASON (to exercise driver error paths).
+    Inject {
+        #[command(flatten)]
+        monitor: MonitorArgs,
+        #[arg(long, default_value = "00:03.0")]
+        source: String,
+        #[arg(long, value_parser = parse_u64)]
+        reason: u64,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
 }
 
 /// Options that shape the virtual machine (shared by run, describe and tables).
@@ -55,6 +143,9 @@ pub struct RunArgs {
     /// End the run after this many seconds (exit status 124).
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// Serve the JSON-lines monitor on this Unix socket (see `iovmm debug`).
+    #[arg(long)]
+    pub monitor: Option<PathBuf>,
     #[command(flatten)]
     pub machine: MachineArgs,
 }

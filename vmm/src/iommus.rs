@@ -44,6 +44,13 @@ impl FromStr for IommuConfig {
 }
 
 impl IommuConfig {
+    /// The option string that recreates this configuration.
+    pub fn option_string(&self) -> String {
+        match self {
+            IommuConfig::Vtd(c) => c.option_string(),
+        }
+    }
+
     /// Ranges firmware must reserve in e820 for this IOMMU (VT-d RMRRs), inclusive.
     pub fn reserved_ranges(&self) -> Vec<(u64, u64)> {
         match self {
@@ -122,6 +129,46 @@ impl IommuUnit {
                 VTD_MMIO_SIZE,
             ),
         }
+    }
+
+    /// Permitted IOVA windows for a source.
+    pub fn permitted_ranges(&self, source_id: u16) -> iommu::PermittedRanges {
+        match self {
+            IommuUnit::Vtd(v) => v.permitted_ranges(source_id),
+        }
+    }
+
+    /// The unit's counters as JSON.
+    pub fn stats_json(&self) -> Result<serde_json::Value, String> {
+        match self {
+            IommuUnit::Vtd(v) => serde_json::to_value(v.stats()).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Side-effect-free walk for one IOVA, as JSON.
+    pub fn lookup_json(
+        &self,
+        _source_id: u16,
+        _pasid: Option<u32>,
+        _iova: u64,
+        _write: bool,
+    ) -> Result<serde_json::Value, String> {
+        Err("translate: the lookup walk is not wired to this model yet".into())
+    }
+
+    /// Every live mapping of a source, as JSON (and Graphviz dot when asked).
+    pub fn dump_json(
+        &self,
+        _source_id: u16,
+        _pasid: Option<u32>,
+        _dot: bool,
+    ) -> Result<serde_json::Value, String> {
+        Err("dump-tables: not wired to this model yet".into())
+    }
+
+    /// Makes the next `count` translations of `source_id` fail with `reason`.
+    pub fn inject_fault(&self, _source_id: u16, _reason: u32, _count: u32) -> Result<(), String> {
+        Err("inject-fault: not wired to this model yet".into())
     }
 
     /// What the guest can observe of this unit, for the machine description.

@@ -9,6 +9,7 @@ pub mod iommus;
 pub mod layout;
 pub mod logger;
 pub mod memory;
+pub mod monitor;
 pub mod platform;
 pub mod vcpu;
 pub mod vm;

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use vmm::cli::{Cli, Command, MachineArgs};
+use vmm::cli::{Cli, Command, DebugCommand, MachineArgs};
 use vmm::devices::ExitReason;
+use vmm::monitor::{MonitorTarget, Request, Response};
 use vmm::platform::{MachineConfig, Platform, PlatformIo};
 use vmm::vm::{self, RunConfig, RunOutcome};
 
@@ -40,6 +41,7 @@ fn real_main(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
                 initrd: args.initrd,
                 cmdline: args.cmdline,
                 timeout,
+                monitor: args.monitor,
             };
             let outcome = vm::run(&machine(&args.machine), &run)?;
             Ok(match outcome {
@@ -74,6 +76,7 @@ fn real_main(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             println!("{}", serde_json::to_string_pretty(&desc)?);
             Ok(0)
         }
+        Command::Debug(args) => debug(args.command),
         Command::Tables(args) => {
             let platform = Platform::build(&machine(&args.machine), PlatformIo::detached())?;
             std::fs::create_dir_all(&args.out)?;
@@ -86,6 +89,97 @@ fn real_main(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             Ok(0)
         }
     }
+}
+
+/// `iovmm debug ...`: one monitor request, printed for people (or as JSON).
+fn debug(cmd: DebugCommand) -> Result<u8, Box<dyn std::error::Error>> {
+    let (path, json, req) = match cmd {
+        DebugCommand::Ranges {
+            iommu: Some(config),
+            source,
+            json,
+            ..
+        } => {
+            // No guest: evaluate the configuration directly.
+            let target = MonitorTarget::detached(&config.option_string())?;
+            let req = Request::PermittedRanges { source };
+            let resp = target.handle(&req);
+            return print_response(&req, resp, json);
+        }
+        DebugCommand::Ranges {
+            monitor,
+            source,
+            json,
+            ..
+        } => {
+            let path = monitor.ok_or("--monitor or --iommu is required")?;
+            (path, json, Request::PermittedRanges { source })
+        }
+        DebugCommand::Translate {
+            monitor,
+            source,
+            pasid,
+            iova,
+            write,
+        } => (
+            monitor.monitor,
+            monitor.json,
+            Request::Translate {
+                source,
+                pasid,
+                iova,
+                write,
+            },
+        ),
+        DebugCommand::Dump {
+            monitor,
+            source,
+            pasid,
+            dot,
+        } => (
+            monitor.monitor,
+            monitor.json,
+            Request::DumpTables { source, pasid, dot },
+        ),
+        DebugCommand::Stats { monitor } => (monitor.monitor, monitor.json, Request::Stats),
+        DebugCommand::Inject {
+            monitor,
+            source,
+            reason,
+            count,
+        } => {
+            let reason = u32::try_from(reason).map_err(|_| "--reason is a 32-bit code")?;
+            (
+                monitor.monitor,
+                monitor.json,
+                Request::InjectFault {
+                    source,
+                    reason,
+                    count,
+                },
+            )
+        }
+    };
+    let resp = vmm::monitor::client::call(&path, &req)?;
+    print_response(&req, resp, json)
+}
+
+fn print_response(
+    req: &Request,
+    resp: Response,
+    json: bool,
+) -> Result<u8, Box<dyn std::error::Error>> {
+    match (resp.ok, resp.result) {
+        (true, Some(result)) if json => println!("{}", serde_json::to_string_pretty(&result)?),
+        (true, Some(result)) => print!("{}", vmm::monitor::client::render(req, &result)),
+        _ => {
+            return Err(resp
+                .error
+                .unwrap_or_else(|| "monitor returned no result".into())
+                .into())
+        }
+    }
+    Ok(0)
 }
 
 fn main() -> ExitCode {

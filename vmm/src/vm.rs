@@ -26,6 +26,7 @@ use crate::devices::serial::{ConsoleOut, SerialPort};
 use crate::devices::ExitReason;
 use crate::interrupts::KvmMsiSink;
 use crate::layout;
+use crate::monitor::MonitorTarget;
 use crate::platform::{MachineConfig, Platform, PlatformError, PlatformIo};
 use crate::vcpu::Vcpu;
 use crate::x86::{cpuid, lapic, regs};
@@ -57,6 +58,11 @@ pub enum VmError {
     Thread(std::io::Error),
     #[error(transparent)]
     Bus(#[from] crate::bus::BusError),
+    #[error("cannot serve the monitor on {path}: {source}")]
+    Monitor {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What to boot.
@@ -65,6 +71,8 @@ pub struct RunConfig {
     pub initrd: Option<PathBuf>,
     pub cmdline: String,
     pub timeout: Option<Duration>,
+    /// Serve the monitor on this Unix socket.
+    pub monitor: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -160,6 +168,20 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
         &run.cmdline,
         platform.acpi.rsdp.address,
     )?;
+
+    if let Some(path) = &run.monitor {
+        let target = MonitorTarget::new(
+            platform.iommu.clone(),
+            vec![crate::platform::test_device_bdf()],
+        );
+        crate::monitor::server::spawn(path, Arc::new(target)).map_err(|source| {
+            VmError::Monitor {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        log::info!("monitor on {}", path.display());
+    }
 
     let (events, exits) = mpsc::channel();
     let panicked = Arc::new(AtomicBool::new(false));

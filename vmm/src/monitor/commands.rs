@@ -1,0 +1,165 @@
+//! What monitor requests do, against the VM's live IOMMU.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::protocol::{parse_bdf, Request, Response};
+use crate::iommus::IommuUnit;
+
+/// The part of a running VM the monitor may look at.
+pub struct MonitorTarget {
+    pub iommu: Option<IommuUnit>,
+    /// Requester ids of the devices behind the IOMMU.
+    pub sources: Vec<u16>,
+}
+
+fn bdf_string(id: u16) -> String {
+    format!("{:02x}:{:02x}.{}", id >> 8, (id >> 3) & 0x1f, id & 7)
+}
+
+impl MonitorTarget {
+    pub fn new(iommu: Option<IommuUnit>, sources: Vec<u16>) -> Self {
+        Self { iommu, sources }
+    }
+
+    /// A target over a detached unit (no guest), for tests and `iovmm debug ranges`.
+    pub fn detached(options: &str) -> Result<Self, String> {
+        let config: crate::iommus::IommuConfig = options.parse().map_err(|e| format!("{e}"))?;
+        let unit = IommuUnit::new(
+            &config,
+            Arc::new(iommu::mem::TestMemory::new(0)),
+            Arc::new(crate::platform::DiscardMsi),
+        );
+        Ok(Self::new(
+            Some(unit),
+            vec![crate::platform::test_device_bdf()],
+        ))
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(options: &str) -> Self {
+        Self::detached(options).expect("valid options")
+    }
+
+    fn unit(&self) -> Result<&IommuUnit, String> {
+        self.iommu
+            .as_ref()
+            .ok_or_else(|| "this VM has no IOMMU (start it with --iommu)".to_string())
+    }
+
+    fn source(&self, s: &str) -> Result<u16, String> {
+        let id = parse_bdf(s)?;
+        if !self.sources.contains(&id) {
+            let known: Vec<String> = self.sources.iter().map(|&s| bdf_string(s)).collect();
+            return Err(format!(
+                "no device {s} behind the IOMMU (known: {})",
+                known.join(", ")
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Answers one request.
+    pub fn handle(&self, req: &Request) -> Response {
+        match self.try_handle(req) {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::error(e),
+        }
+    }
+
+    fn try_handle(&self, req: &Request) -> Result<serde_json::Value, String> {
+        match req {
+            Request::QueryIommus => Ok(json!(self
+                .iommu
+                .iter()
+                .map(|u| {
+                    let mut info = serde_json::to_value(u.info(crate::platform::test_device_bdf()))
+                        .map_err(|e| e.to_string())?;
+                    info["sources"] = json!(self
+                        .sources
+                        .iter()
+                        .map(|&s| bdf_string(s))
+                        .collect::<Vec<_>>());
+                    Ok(info)
+                })
+                .collect::<Result<Vec<_>, String>>()?)),
+            Request::PermittedRanges { source } => {
+                let id = self.source(source)?;
+                let ranges = self.unit()?.permitted_ranges(id);
+                Ok(json!({
+                    "source": bdf_string(id),
+                    "windows": ranges.windows(),
+                    "text": ranges.to_string(),
+                }))
+            }
+            Request::Stats => self.unit()?.stats_json(),
+            Request::Translate {
+                source,
+                pasid,
+                iova,
+                write,
+            } => {
+                let id = self.source(source)?;
+                self.unit()?.lookup_json(id, *pasid, *iova, *write)
+            }
+            Request::DumpTables { source, pasid, dot } => {
+                let id = self.source(source)?;
+                self.unit()?.dump_json(id, *pasid, *dot)
+            }
+            Request::InjectFault {
+                source,
+                reason,
+                count,
+            } => {
+                let id = self.source(source)?;
+                self.unit()?.inject_fault(id, *reason, *count)?;
+                Ok(json!({ "source": bdf_string(id), "reason": reason, "count": count }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_errors() {
+        let t = MonitorTarget::for_tests("vtd,aw=48");
+        let r = t.handle(&Request::PermittedRanges {
+            source: "00:03.0".into(),
+        });
+        assert!(r.ok);
+        assert_eq!(
+            r.result.unwrap()["text"],
+            "[0x0..=0xfedfffff, 0xfef00000..=0xffffffffffff]"
+        );
+        let r = t.handle(&Request::PermittedRanges {
+            source: "00:04.0".into(),
+        });
+        assert!(r.error.unwrap().contains("no device 00:04.0"));
+        let none = MonitorTarget::new(None, vec![]);
+        assert!(none
+            .handle(&Request::Stats)
+            .error
+            .unwrap()
+            .contains("no IOMMU"));
+    }
+
+    #[test]
+    fn query_lists_the_unit() {
+        let t = MonitorTarget::for_tests("vtd,sm=off");
+        let r = t.handle(&Request::QueryIommus).result.unwrap();
+        assert_eq!(r[0]["model"], "vtd");
+        assert_eq!(r[0]["sources"][0], "00:03.0");
+        assert!(r[0]["options"].as_str().unwrap().contains("sm=off"));
+    }
+
+    #[test]
+    fn stats_are_json() {
+        let t = MonitorTarget::for_tests("vtd");
+        let r = t.handle(&Request::Stats);
+        assert!(r.ok && r.result.unwrap().is_object());
+    }
+}
