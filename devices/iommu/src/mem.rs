@@ -69,7 +69,7 @@ impl DmaMemory for GuestMemoryMmap {
     /// entries always are), so a vCPU writing the same entry concurrently is never overwritten.
     fn compare_exchange_u64(&self, addr: u64, current: u64, new: u64) -> Result<u64, MemError> {
         let err = MemError { addr, len: 8 };
-        if addr % 8 != 0 {
+        if !addr.is_multiple_of(8) {
             return Err(err);
         }
         let slice = self.get_slice(GuestAddress(addr), 8).map_err(|_| err)?;
