@@ -1,5 +1,5 @@
-//! The user-facing `--iommu vtd[,aw=..][,sm=..][,nfr=..][,caching=..][,rmrr=..]` option, and the CAP/ECAP
-//! registers it implies (VT-d 4.x sections 11.4.2 and 11.4.3).
+//! The user-facing `--iommu vtd[,aw=..][,sm=..][,nfr=..][,caching=..][,ir=..][,eim=..][,rmrr=..]` option, and
+//! the CAP/ECAP registers it implies (VT-d 4.x sections 11.4.2 and 11.4.3).
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,8 +51,13 @@ pub struct VtdConfig {
     pub scalable: bool,
     /// Number of primary fault recording registers (1..=128).
     pub nfr: u16,
-    /// Whether the IOTLB, context cache and PASID cache are used (they never change results).
+    /// Whether the IOTLB, context cache, PASID cache and interrupt entry cache are used (they never
+    /// change results).
     pub caching: bool,
+    /// Interrupt remapping (ECAP.IR). The VMM sets the DMAR INTR_REMAP flag and the IOAPIC scope from it.
+    pub ir: bool,
+    /// Extended interrupt mode (ECAP.EIM): x2APIC 32-bit destination ids. Needs `ir`.
+    pub eim: bool,
     pub rmrrs: Vec<Rmrr>,
 }
 
@@ -63,6 +68,8 @@ impl Default for VtdConfig {
             scalable: true,
             nfr: 8,
             caching: true,
+            ir: true,
+            eim: true,
             rmrrs: Vec::new(),
         }
     }
@@ -75,8 +82,10 @@ pub enum VtdConfigError {
     NotVtd(String),
     #[error("vtd option `{0}` needs a value (write `{0}=VALUE`)")]
     MissingValue(String),
-    #[error("unknown vtd option `{0}` (known: aw, sm, nfr, caching, rmrr)")]
+    #[error("unknown vtd option `{0}` (known: aw, sm, nfr, caching, ir, eim, rmrr)")]
     UnknownKey(String),
+    #[error("vtd option `eim=on` needs interrupt remapping (`ir=on`)")]
+    EimWithoutIr,
     #[error("vtd option `{0}` is given twice")]
     Duplicate(String),
     #[error("invalid vtd option `{key}={value}`: expected {expected}")]
@@ -221,6 +230,8 @@ impl FromStr for VtdConfig {
                 }
                 "sm" => cfg.scalable = on_off(key, value)?,
                 "caching" => cfg.caching = on_off(key, value)?,
+                "ir" => cfg.ir = on_off(key, value)?,
+                "eim" => cfg.eim = on_off(key, value)?,
                 "nfr" => {
                     cfg.nfr = value
                         .parse()
@@ -231,6 +242,13 @@ impl FromStr for VtdConfig {
                 "rmrr" => rmrr_strings.push(value),
                 _ => return Err(VtdConfigError::UnknownKey(key.into())),
             }
+        }
+        // `ir=off` implies `eim=off` unless `eim=on` is asked for explicitly, which is an error.
+        if !cfg.ir {
+            if seen.contains(&"eim") && cfg.eim {
+                return Err(VtdConfigError::EimWithoutIr);
+            }
+            cfg.eim = false;
         }
         // RMRRs are checked against the final address width, whatever the option order.
         for value in rmrr_strings {
@@ -253,6 +271,9 @@ impl VtdConfig {
                 "a number of fault records, 1 to 128",
             ));
         }
+        if self.eim && !self.ir {
+            return Err(VtdConfigError::EimWithoutIr);
+        }
         for r in &self.rmrrs {
             check_rmrr(r, self.aw_bits).map_err(|reason| VtdConfigError::BadRmrr {
                 value: r.to_string(),
@@ -272,6 +293,7 @@ impl VtdConfig {
                 .unwrap_or(57);
         }
         self.nfr = self.nfr.clamp(1, regs::MAX_NFR);
+        self.eim &= self.ir;
         let aw = self.aw_bits;
         self.rmrrs.retain(|r| check_rmrr(r, aw).is_ok());
         self
@@ -290,8 +312,9 @@ impl VtdConfig {
     /// The Capability Register.
     ///
     /// ND=6 (65536 domains, so every 16-bit DID is valid), CM=0 (not-present entries are never cached),
-    /// RWBF=0, PLMR/PHMR=0, ESRTPS=0 (the driver performs the global invalidations after SRTP, which
-    /// exercises them), PSI with MAMV=18, SLLPS 2 MiB + 1 GiB, NFR/FRO per [`regs::FRO_OFFSET`].
+    /// RWBF=0, PLMR/PHMR=0, ESRTPS=0 and ESIRTPS=0 (the driver performs the global invalidations after
+    /// SRTP and SIRTP, which exercises them), PI=0, PSI with MAMV=18, SLLPS 2 MiB + 1 GiB, NFR/FRO per
+    /// [`regs::FRO_OFFSET`].
     pub fn cap(&self) -> u64 {
         6 << regs::CAP_ND_SHIFT
             | self.sagaw() << regs::CAP_SAGAW_SHIFT
@@ -307,15 +330,22 @@ impl VtdConfig {
     /// The Extended Capability Register.
     ///
     /// Always: C=1 (page walks are coherent: the driver need not flush CPU caches), QI=1, PT=1, SC=1
-    /// (the SNP bit of leaf entries is accepted), IRO. DT=0, IR=0, EIM=0, NEST=0, FLTS=0, PRS=0, SRS=0
-    /// (device-TLB, interrupt remapping, first-stage and nesting are not modelled yet).
+    /// (the SNP bit of leaf entries is accepted), IRO. DT=0, NEST=0, FLTS=0, PRS=0, SRS=0
+    /// (device-TLB, first-stage and nesting are not modelled yet).
     /// With `sm=on`: SMTS, SLTS, PASID with PSS=19 (20-bit PASIDs), SMPWC, RPS (RID_PASID honoured).
+    /// With `ir=on`: IR (interrupt remapping; no posted interrupts, CAP.PI=0); with `eim=on` also EIM.
     pub fn ecap(&self) -> u64 {
         let base = regs::ECAP_C
             | regs::ECAP_QI
             | regs::ECAP_PT
             | regs::ECAP_SC
-            | (regs::IRO_OFFSET / 16) << regs::ECAP_IRO_SHIFT;
+            | (regs::IRO_OFFSET / 16) << regs::ECAP_IRO_SHIFT
+            | if self.ir { regs::ECAP_IR } else { 0 }
+            | if self.ir && self.eim {
+                regs::ECAP_EIM
+            } else {
+                0
+            };
         if self.scalable {
             base | regs::ECAP_SMTS
                 | regs::ECAP_SLTS
@@ -338,6 +368,7 @@ impl VtdConfig {
             self.nfr,
             onoff(self.caching)
         );
+        s.push_str(&format!(",ir={},eim={}", onoff(self.ir), onoff(self.eim)));
         for r in &self.rmrrs {
             s.push_str(&format!(",rmrr={r}"));
         }
@@ -362,6 +393,7 @@ pub(crate) struct Hw {
     pub pt: bool,
     pub dt: bool,
     pub ir: bool,
+    pub eim: bool,
     pub prs: bool,
     pub smts: bool,
     pub slts: bool,
@@ -390,6 +422,7 @@ impl Hw {
             pt: has(ecap, regs::ECAP_PT),
             dt: has(ecap, regs::ECAP_DT),
             ir: has(ecap, regs::ECAP_IR),
+            eim: has(ecap, regs::ECAP_EIM),
             prs: has(ecap, regs::ECAP_PRS),
             smts: has(ecap, regs::ECAP_SMTS),
             slts: has(ecap, regs::ECAP_SLTS),
@@ -443,11 +476,55 @@ mod tests {
         assert_eq!(parse(&c.option_string()).unwrap(), c);
         assert_eq!(
             c.option_string(),
-            "vtd,aw=57,sm=off,nfr=16,caching=off,rmrr=0xa0000-0xbffff@00:05.0"
+            "vtd,aw=57,sm=off,nfr=16,caching=off,ir=on,eim=on,rmrr=0xa0000-0xbffff@00:05.0"
         );
         let two = parse("vtd,rmrr=1000-1fff@0000:01:1f.7,rmrr=0x3000-0x3fff@02:00.0").unwrap();
         assert_eq!(two.rmrrs[0].bdf, 0x01ff);
         assert_eq!(two.rmrrs[1].bdf, 0x0200);
+    }
+
+    #[test]
+    fn interrupt_remapping_options() {
+        let d = VtdConfig::default();
+        assert!(d.ir && d.eim, "on by default");
+        let no_eim = parse("vtd,eim=off").unwrap();
+        assert!(no_eim.ir && !no_eim.eim);
+        // ir=off implies eim=off, in any order; eim=on without ir is refused.
+        for s in ["vtd,ir=off", "vtd,ir=off,eim=off", "vtd,eim=off,ir=off"] {
+            let c = parse(s).unwrap();
+            assert!(!c.ir && !c.eim, "{s}");
+            assert_eq!(parse(&c.option_string()).unwrap(), c);
+            assert!(c.option_string().contains(",ir=off,eim=off"));
+        }
+        for s in ["vtd,ir=off,eim=on", "vtd,eim=on,ir=off"] {
+            assert_eq!(parse(s), Err(VtdConfigError::EimWithoutIr), "{s}");
+        }
+        assert!(matches!(
+            parse("vtd,ir=1"),
+            Err(VtdConfigError::BadValue { .. })
+        ));
+        assert!(
+            matches!(parse("vtd,eim=on,eim=on"), Err(VtdConfigError::Duplicate(k)) if k == "eim")
+        );
+        let code_built = VtdConfig {
+            ir: false,
+            ..Default::default()
+        };
+        assert_eq!(code_built.validate(), Err(VtdConfigError::EimWithoutIr));
+        let n = code_built.normalized();
+        assert!(!n.eim && n.validate().is_ok());
+        // ECAP.IR / ECAP.EIM follow the options; Hw sees them.
+        let ecap = |s: &str| parse(s).unwrap().ecap();
+        assert_eq!(ecap("vtd") & (regs::ECAP_IR | regs::ECAP_EIM), 0x18);
+        assert_eq!(ecap("vtd,eim=off") & (regs::ECAP_IR | regs::ECAP_EIM), 0x08);
+        assert_eq!(ecap("vtd,ir=off") & (regs::ECAP_IR | regs::ECAP_EIM), 0);
+        let hw = Hw::new(&no_eim);
+        assert!(hw.ir && !hw.eim);
+        assert_eq!(
+            d.cap() & (regs::CAP_ESIRTPS | regs::CAP_ESRTPS),
+            0,
+            "the driver must issue the global invalidations itself"
+        );
     }
 
     #[test]
@@ -501,6 +578,8 @@ mod tests {
                 let c = VtdConfig {
                     aw_bits: aw,
                     scalable: sm,
+                    ir: false,
+                    eim: false,
                     ..Default::default()
                 };
                 let cap = c.cap();
@@ -531,7 +610,7 @@ mod tests {
         }
         let d = VtdConfig::default();
         assert_eq!(d.cap(), 0x0012_078c_402f_0606);
-        assert_eq!(d.ecap(), 0x0003_4998_0000_30c3);
+        assert_eq!(d.ecap(), 0x0003_4998_0000_30db, "with IR and EIM");
     }
 
     #[test]

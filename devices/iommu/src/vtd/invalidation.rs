@@ -267,11 +267,13 @@ impl State {
                 self.stats.invalidation("devtlb");
             }
             DESC_IEC => {
-                // Interrupt-entry-cache invalidation needs ECAP.IR.
+                // 6.5.2.7 (needs ECAP.IR): G b4 (0 global, 1 index-selective), IM b31:27, IIDX b47:32.
                 if !self.hw.ir {
                     return Err(regs::IQEI_INVALID_TYPE);
                 }
-                self.stats.invalidation("iec");
+                check(0xffff_0000_07ff_f1e0, !0)?;
+                let index = ((d[0] >> 32) & 0xffff) as u16;
+                self.invalidate_iec(d[0] & (1 << 4) == 0, index, ((d[0] >> 27) & 0x1f) as u32);
             }
             DESC_WAIT => {
                 // 6.5.2.8: IF b4, SW b5, FN b6, PD b7 (reserved: no ECAP.PDS), status data b63:32;

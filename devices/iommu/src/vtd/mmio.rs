@@ -55,6 +55,7 @@ impl State {
             regs::IQERCD => self.qi.iqercd,
             regs::IVA => self.iva,
             regs::IOTLB => self.iotlb_reg,
+            regs::IRTA => self.read_irta(),
             _ => match frcd_slot(off, self.fault.nfr()) {
                 Some((index, half)) => self.fault.read_record(index, half),
                 None => u64::from(self.read32(off)) | u64::from(self.read32(off + 4)) << 32,
@@ -66,7 +67,8 @@ impl State {
         match off {
             regs::GCMD => {
                 // A full-state command register: unwritten bytes keep the current persistent state.
-                let current = self.gsts & (regs::GCMD_TE | regs::GCMD_QIE | regs::GCMD_IRE);
+                let current =
+                    self.gsts & (regs::GCMD_TE | regs::GCMD_QIE | regs::GCMD_IRE | regs::GCMD_CFI);
                 self.write_gcmd(mem, merge32(current, val, mask));
             }
             regs::FSTS => {
@@ -115,6 +117,7 @@ impl State {
                     & (regs::IQA_BASE_MASK | regs::IQA_DW | regs::IQA_QS_MASK)
             }
             regs::IVA => self.iva = merge(self.iva, val, mask) & regs::IVA_WRITABLE,
+            regs::IRTA => self.write_irta(val, mask),
             regs::IOTLB => {
                 self.iotlb_reg = merge(self.iotlb_reg, val, mask) & regs::IOTLB_WRITABLE;
                 if mask & HIGH_BYTE != 0 && self.iotlb_reg & regs::IOTLB_IVT != 0 {
@@ -139,7 +142,8 @@ impl State {
     }
 
     /// GCMD (11.4.4): software writes the whole desired state each time; status follows at once.
-    /// SFL/EAFL (no CAP.AFL), WBF (CAP.RWBF=0), IRE/SIRTP/CFI (no ECAP.IR) are ignored.
+    /// SFL/EAFL (no CAP.AFL) and WBF (CAP.RWBF=0) are ignored; IRE/SIRTP/CFI are interrupt remapping's
+    /// (`ir.rs`, ignored without ECAP.IR).
     fn write_gcmd(&mut self, mem: &dyn DmaMemory, v: u32) {
         if v & regs::GCMD_SRTP != 0 {
             // Latch the root table; cached entries stay until software invalidates them (no ESRTPS).
@@ -161,5 +165,6 @@ impl State {
         } else if !qie && qies {
             self.gsts &= !regs::GSTS_QIES;
         }
+        self.ir_command(v);
     }
 }

@@ -1,17 +1,20 @@
 //! Intel VT-d DMA-remapping hardware model (Intel VT-d architecture specification 4.x/5.0).
 //!
 //! One remapping unit: the register window (`mmio_read`/`mmio_write`), legacy and scalable-mode
-//! translation with second-stage tables and pass-through ([`crate::DmaPort`]), primary fault logging with
-//! the fault event MSI, register-based and queued invalidation, and the IOTLB / context / PASID caches.
+//! translation with second-stage tables and pass-through ([`crate::DmaPort`]), interrupt remapping
+//! ([`Vtd::remap_msi`]), primary fault logging with the fault event MSI, register-based and queued
+//! invalidation, and the IOTLB / context / PASID / interrupt entry caches.
 //!
 //! Not modelled yet (structured to slot in): first-stage and nested translation (PGTT 001b/011b fault
-//! with SPT.4 today; the walker and results carry a [`Stage`]), interrupt remapping (ECAP.IR=0),
+//! with SPT.4 today; the walker and results carry a [`Stage`]), posted interrupts (CAP.PI=0),
 //! device-TLB / ATS (ECAP.DT=0), page requests (ECAP.PRS=0), advanced fault logging, PMRs.
 
 mod cache;
 mod config;
 mod fault;
 mod invalidation;
+mod ir;
+mod ir_irte;
 mod mmio;
 mod reason;
 pub mod regs;
@@ -27,6 +30,7 @@ mod tests;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{Bdf, Rmrr, VtdConfig, VtdConfigError};
+pub use ir::RemappedMsi;
 pub use reason::FaultReason;
 pub use regs::VTD_MMIO_SIZE;
 pub use stats::VtdStats;
@@ -163,7 +167,35 @@ impl Vtd {
         s.iotlb_entries = st.caches.iotlb.len() as u64;
         s.context_cache_entries = st.caches.context.len() as u64;
         s.pasid_cache_entries = st.caches.pasid.len() as u64;
+        s.iec_entries = st.ir.cache_len() as u64;
         s
+    }
+
+    /// Interrupt remapping of one interrupt request (a DWORD write to 0xFEEx_xxxx) from requester
+    /// `source_id` (PCI BDF; the I/OxAPIC's is its DMAR device scope), VT-d 4.x section 5.1.4.
+    ///
+    /// - `Ok`: the interrupt to deliver ([`RemappedMsi::to_msi`] gives the message for KVM). With
+    ///   GSTS.IRES clear, and for compatibility-format requests while GSTS.CFIS is set (and IRTA.EIME
+    ///   clear), the request passes through unchanged.
+    /// - `Err`: the request is blocked; `reason` is the architected code 0x20-0x26 (recorded in the fault
+    ///   log unless the IRTE's FPD suppresses it, `recorded` says which; `iova` is the request's
+    ///   address), or 0 (never recorded) when `address` is not an interrupt address.
+    ///
+    /// The unit's own interrupts (fault events, invalidation completion) are not subject to remapping:
+    /// they go straight to the [`InterruptSink`], and must not be passed here.
+    pub fn remap_msi(
+        &self,
+        source_id: u16,
+        address: u64,
+        data: u32,
+    ) -> Result<RemappedMsi, DmaFault> {
+        let (result, msis) = {
+            let mut st = self.lock();
+            let r = st.remap_interrupt(self.mem.as_ref(), source_id, address, data);
+            (r, std::mem::take(&mut st.outbox))
+        };
+        self.deliver(msis);
+        result
     }
 }
 

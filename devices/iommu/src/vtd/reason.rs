@@ -1,6 +1,7 @@
 //! Architected DMA-remapping fault reasons (VT-d 4.x section 7.1.3, "Non-recoverable Address Translation
 //! Faults"): legacy-mode codes 0x1-0xE and scalable-mode codes 0x30-0x87. The condition ids in the
-//! comments (LRT.2, SCT.6, ...) are the spec's.
+//! comments (LRT.2, SCT.6, ...) are the spec's. Interrupt-remapping fault reasons 0x20-0x26 are those of
+//! section 5.1.4.1 ("Interrupt Remapping Fault Conditions").
 
 /// A fault reason this model can report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,6 +86,22 @@ pub enum FaultReason {
     SmReadDenied,
     /// SGN.8: the translated address falls in the interrupt address range.
     SmInterruptAddress,
+
+    // ---- Interrupt remapping (5.1.4.1) ----
+    /// 20h: a reserved field is set in a remappable-format interrupt request.
+    IrRequestReserved,
+    /// 21h: the interrupt index is beyond the table size (IRTA.S), or its IRTE lies above HAW.
+    IrIndexBeyondSize,
+    /// 22h: the IRTE's P field is clear.
+    IrEntryNotPresent,
+    /// 23h: the IRTE could not be read through IRTA.
+    IrTableAccess,
+    /// 24h: a reserved (or conditionally reserved, wrongly programmed) field is set in a present IRTE.
+    IrEntryReserved,
+    /// 25h: a compatibility-format request while CFIS is clear or EIME is set.
+    IrCompatBlocked,
+    /// 26h: the requester's source id fails the IRTE's SVT/SQ/SID verification.
+    IrSourceId,
 }
 
 impl FaultReason {
@@ -130,6 +147,13 @@ impl FaultReason {
             SmWriteDenied => 0x85,
             SmReadDenied => 0x86,
             SmInterruptAddress => 0x87,
+            IrRequestReserved => 0x20,
+            IrIndexBeyondSize => 0x21,
+            IrEntryNotPresent => 0x22,
+            IrTableAccess => 0x23,
+            IrEntryReserved => 0x24,
+            IrCompatBlocked => 0x25,
+            IrSourceId => 0x26,
         }
     }
 
@@ -175,12 +199,20 @@ impl FaultReason {
             SmWriteDenied => "write to a page without write permission",
             SmReadDenied => "read of a page without read permission",
             SmInterruptAddress => "translated address in the interrupt range",
+            IrRequestReserved => "reserved field set in remappable interrupt request",
+            IrIndexBeyondSize => "interrupt index beyond the remapping table size",
+            IrEntryNotPresent => "interrupt remapping table entry not present",
+            IrTableAccess => "interrupt remapping table not readable",
+            IrEntryReserved => "reserved field set in interrupt remapping table entry",
+            IrCompatBlocked => "compatibility-format interrupt blocked",
+            IrSourceId => "interrupt source-id verification failed",
         }
     }
 
     /// Whether an FPD bit can suppress it (a "qualified" fault, VT-d 4.x section 7.1.2). Faults found
     /// before a trustworthy FPD exists (root table, unreadable or malformed context entry) and
-    /// unreadable PASID structures are always reported.
+    /// unreadable PASID structures are always reported. Of the interrupt-remapping faults only 22h, 24h
+    /// and 26h are qualified (by the IRTE's FPD; 5.1.4.1).
     pub fn qualified(self) -> bool {
         use FaultReason::*;
         !matches!(
@@ -199,6 +231,10 @@ impl FaultReason {
                 | SmContextReserved
                 | SmPasidDirAccess
                 | SmPasidEntryAccess
+                | IrRequestReserved
+                | IrIndexBeyondSize
+                | IrTableAccess
+                | IrCompatBlocked
         )
     }
 }
@@ -236,5 +272,19 @@ mod tests {
         }
         assert!(ContextNotPresent.qualified() && SmSsNotPresent.qualified());
         assert!(!RootNotPresent.qualified() && !ContextReserved.qualified());
+        let ir = [
+            (IrRequestReserved, 0x20, false),
+            (IrIndexBeyondSize, 0x21, false),
+            (IrEntryNotPresent, 0x22, true),
+            (IrTableAccess, 0x23, false),
+            (IrEntryReserved, 0x24, true),
+            (IrCompatBlocked, 0x25, false),
+            (IrSourceId, 0x26, true),
+        ];
+        for (r, code, qualified) in ir {
+            assert_eq!(r.code(), code, "{r:?}");
+            assert_eq!(r.qualified(), qualified, "{r:?}");
+            assert!(!r.description().is_empty());
+        }
     }
 }

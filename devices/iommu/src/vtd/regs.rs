@@ -27,6 +27,7 @@ pub const IEDATA: u64 = 0xa4;
 pub const IEADDR: u64 = 0xa8;
 pub const IEUADDR: u64 = 0xac;
 pub const IQERCD: u64 = 0xb0;
+pub const IRTA: u64 = 0xb8;
 
 /// Where this model places the IOTLB registers: IVA at `IRO_OFFSET`, IOTLB at `IRO_OFFSET + 8`
 /// (ECAP.IRO = offset / 16). Chosen clear of every architected register (MTRRs end at 0x218).
@@ -57,6 +58,7 @@ pub const CAP_SLLPS_1G: u64 = 1 << 35;
 pub const CAP_PSI: u64 = 1 << 39;
 pub const CAP_NFR_SHIFT: u32 = 40;
 pub const CAP_MAMV_SHIFT: u32 = 48;
+pub const CAP_ESIRTPS: u64 = 1 << 62;
 pub const CAP_ESRTPS: u64 = 1 << 63;
 
 // ---- ECAP_REG (11.4.3) ----
@@ -93,6 +95,9 @@ pub const GCMD_CFI: u32 = 1 << 23;
 pub const GSTS_TES: u32 = GCMD_TE;
 pub const GSTS_RTPS: u32 = GCMD_SRTP;
 pub const GSTS_QIES: u32 = GCMD_QIE;
+pub const GSTS_IRES: u32 = GCMD_IRE;
+pub const GSTS_IRTPS: u32 = GCMD_SIRTP;
+pub const GSTS_CFIS: u32 = GCMD_CFI;
 
 // ---- RTADDR_REG (11.4.6) ----
 pub const RTADDR_TTM_SHIFT: u32 = 10;
@@ -144,6 +149,14 @@ pub const FRCD_PV_SHIFT: u32 = 40;
 pub const FRCD_FR_SHIFT: u32 = 32;
 pub const FRCD_PP: u64 = 1 << 31;
 pub const FRCD_PRIV: u64 = 1 << 29;
+
+// ---- IRTA_REG (chapter 11, "Interrupt Remapping Table Address Register") ----
+/// S: the table holds 2^(S+1) entries.
+pub const IRTA_S_MASK: u64 = 0xf;
+/// EIME: x2APIC mode (32-bit destination ids); RsvdZ without ECAP.EIM.
+pub const IRTA_EIME: u64 = 1 << 11;
+/// IRTA: the table's 4 KiB-aligned base (bits above HAW are not implemented).
+pub const IRTA_BASE_MASK: u64 = !0xfff;
 
 // ---- IQA_REG / IQH / IQT (11.4.9.3-5) ----
 pub const IQA_QS_MASK: u64 = 0x7;

@@ -5,11 +5,12 @@ use super::cache::Caches;
 use super::config::Hw;
 use super::fault::{FaultUnit, Msi};
 use super::invalidation::QiRegs;
+use super::ir::IrState;
 use super::stats::VtdStats;
 
 pub(crate) struct State {
     pub hw: Hw,
-    /// GSTS: TES, RTPS, QIES.
+    /// GSTS: TES, RTPS, QIES, IRES, IRTPS, CFIS.
     pub gsts: u32,
     /// RTADDR_REG as last written.
     pub rtaddr: u64,
@@ -20,6 +21,8 @@ pub(crate) struct State {
     pub iva: u64,
     pub fault: FaultUnit,
     pub qi: QiRegs,
+    /// Interrupt remapping: IRTA, the latched table, the interrupt entry cache.
+    pub ir: IrState,
     pub caches: Caches,
     pub stats: VtdStats,
     /// Interrupts to send once the lock is released.
@@ -38,6 +41,7 @@ impl State {
             iva: 0,
             fault: FaultUnit::new(hw.nfr),
             qi: QiRegs::new(),
+            ir: IrState::new(),
             caches: Caches::new(),
             stats: VtdStats::default(),
             outbox: Vec::new(),

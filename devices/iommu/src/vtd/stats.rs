@@ -36,6 +36,14 @@ pub struct VtdStats {
     pub qi_descriptors: u64,
     /// Invalidation queue errors (IQE).
     pub qi_errors: u64,
+    /// Interrupt requests remapped through an IRTE.
+    pub interrupts_remapped: u64,
+    /// Interrupt requests passed through unchanged (IRES clear, or compatibility format with CFIS).
+    pub interrupts_passed_through: u64,
+    pub iec_hits: u64,
+    pub iec_misses: u64,
+    /// Interrupt entry cache entries held now.
+    pub iec_entries: u64,
 }
 
 impl VtdStats {

@@ -43,7 +43,7 @@ fn id_registers_and_window_edges() {
 
 #[test]
 fn gcmd_is_a_full_state_write_with_immediate_status() {
-    let fx = Fx::new("vtd,sm=off");
+    let fx = Fx::new("vtd,sm=off,ir=off");
     fx.w64(regs::RTADDR, 0x12_3000 | 0x3ff);
     assert_eq!(fx.r64(regs::RTADDR), 0x12_3000, "bits 9:0 reserved");
     fx.w32(regs::GCMD, regs::GCMD_SRTP);

@@ -75,7 +75,7 @@ fn iqe_reasons() {
     let cases: [(&str, [u64; 4], u64); 7] = [
         // Device-TLB (no ECAP.DT) and interrupt-entry-cache (no ECAP.IR) invalidations.
         ("vtd", [3, 0, 0, 0], regs::IQEI_INVALID_TYPE),
-        ("vtd", [4, 0, 0, 0], regs::IQEI_INVALID_TYPE),
+        ("vtd,ir=off", [4, 0, 0, 0], regs::IQEI_INVALID_TYPE),
         // PASID-based descriptors need ECAP.SMTS.
         ("vtd,sm=off", [7 | 3 << 4, 0, 0, 0], regs::IQEI_INVALID_TYPE),
         // Reserved bits, reserved granularity.
@@ -86,7 +86,7 @@ fn iqe_reasons() {
     ];
     for (opts, desc, iqei) in cases {
         let fx = Fx::new(opts);
-        let mut q = fx.enable_qi(opts == "vtd");
+        let mut q = fx.enable_qi(!opts.contains("sm=off"));
         fx.submit(&mut q, &[desc]);
         assert_eq!(fx.r64(regs::IQERCD) & 0xf, iqei, "{opts} {desc:x?}");
         assert_eq!(fx.r64(regs::IQH), 0);
