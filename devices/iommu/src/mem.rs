@@ -183,10 +183,16 @@ mod tests {
         let g = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
         for m in [&t as &dyn DmaMemory, &g as &dyn DmaMemory] {
             m.write_u64(0x10, 0x1001).unwrap();
-            assert_eq!(m.compare_exchange_u64(0x10, 0x1001, 0x1021).unwrap(), 0x1001);
+            assert_eq!(
+                m.compare_exchange_u64(0x10, 0x1001, 0x1021).unwrap(),
+                0x1001
+            );
             assert_eq!(m.read_u64(0x10).unwrap(), 0x1021);
             // A stale expectation changes nothing and reports what is there.
-            assert_eq!(m.compare_exchange_u64(0x10, 0x1001, 0x1061).unwrap(), 0x1021);
+            assert_eq!(
+                m.compare_exchange_u64(0x10, 0x1001, 0x1061).unwrap(),
+                0x1021
+            );
             assert_eq!(m.read_u64(0x10).unwrap(), 0x1021);
             assert!(m.compare_exchange_u64(0x1000, 0, 1).is_err());
             assert!(m.compare_exchange_u64(u64::MAX - 3, 0, 1).is_err());
