@@ -58,6 +58,10 @@ pub const CAP_SLLPS_1G: u64 = 1 << 35;
 pub const CAP_PSI: u64 = 1 << 39;
 pub const CAP_NFR_SHIFT: u32 = 40;
 pub const CAP_MAMV_SHIFT: u32 = 48;
+/// FL1GP: 1 GiB first-stage pages.
+pub const CAP_FL1GP: u64 = 1 << 56;
+/// FL5LP: 5-level first-stage paging.
+pub const CAP_FL5LP: u64 = 1 << 60;
 pub const CAP_ESIRTPS: u64 = 1 << 62;
 pub const CAP_ESRTPS: u64 = 1 << 63;
 
