@@ -1,5 +1,6 @@
-//! The user-facing `--iommu vtd[,aw=..][,sm=..][,nfr=..][,caching=..][,ir=..][,eim=..][,rmrr=..]` option, and
-//! the CAP/ECAP registers it implies (VT-d 4.x sections 11.4.2 and 11.4.3).
+//! The user-facing `--iommu vtd[,aw=..][,sm=..][,nfr=..][,caching=..][,ir=..][,eim=..][,fl=..][,nest=..]
+//! [,fl5=..][,fl1g=..][,rmrr=..]` option, and the CAP/ECAP registers it implies (VT-d 4.x sections 11.4.2
+//! and 11.4.3).
 
 use std::fmt;
 use std::str::FromStr;
@@ -58,6 +59,18 @@ pub struct VtdConfig {
     pub ir: bool,
     /// Extended interrupt mode (ECAP.EIM): x2APIC 32-bit destination ids. Needs `ir`.
     pub eim: bool,
+    /// First-stage (IA-32e) translation, ECAP.FLTS (and ECAP.SRS). Needs `scalable` and a 48- or 57-bit
+    /// width: with both stages Linux intersects the first-stage widths (4-level, + 5-level with FL5LP)
+    /// with SAGAW. Default: on when `scalable` and `aw_bits >= 48`.
+    pub first_stage: bool,
+    /// Nested translation, ECAP.NEST. Needs `first_stage` (and second-stage, which `scalable` gives).
+    /// Default: on with `first_stage`.
+    pub nested: bool,
+    /// 5-level first-stage paging, CAP.FL5LP. Needs `first_stage` and `aw_bits == 57`. Default: on when
+    /// both hold.
+    pub fl5: bool,
+    /// 1 GiB first-stage pages, CAP.FL1GP (advertised only with `first_stage`). Default: on.
+    pub fl1g: bool,
     pub rmrrs: Vec<Rmrr>,
 }
 
@@ -70,6 +83,10 @@ impl Default for VtdConfig {
             caching: true,
             ir: true,
             eim: true,
+            first_stage: true,
+            nested: true,
+            fl5: false,
+            fl1g: true,
             rmrrs: Vec::new(),
         }
     }
@@ -82,8 +99,16 @@ pub enum VtdConfigError {
     NotVtd(String),
     #[error("vtd option `{0}` needs a value (write `{0}=VALUE`)")]
     MissingValue(String),
-    #[error("unknown vtd option `{0}` (known: aw, sm, nfr, caching, ir, eim, rmrr)")]
+    #[error(
+        "unknown vtd option `{0}` (known: aw, sm, nfr, caching, ir, eim, fl, nest, fl5, fl1g, rmrr)"
+    )]
     UnknownKey(String),
+    /// A combination the architecture does not allow (or Linux cannot use).
+    #[error("vtd option `{option}`: {reason}")]
+    Incompatible {
+        option: &'static str,
+        reason: &'static str,
+    },
     #[error("vtd option `eim=on` needs interrupt remapping (`ir=on`)")]
     EimWithoutIr,
     #[error("vtd option `{0}` is given twice")]
@@ -232,6 +257,10 @@ impl FromStr for VtdConfig {
                 "caching" => cfg.caching = on_off(key, value)?,
                 "ir" => cfg.ir = on_off(key, value)?,
                 "eim" => cfg.eim = on_off(key, value)?,
+                "fl" => cfg.first_stage = on_off(key, value)?,
+                "nest" => cfg.nested = on_off(key, value)?,
+                "fl5" => cfg.fl5 = on_off(key, value)?,
+                "fl1g" => cfg.fl1g = on_off(key, value)?,
                 "nfr" => {
                     cfg.nfr = value
                         .parse()
@@ -250,6 +279,17 @@ impl FromStr for VtdConfig {
             }
             cfg.eim = false;
         }
+        // First-stage defaults follow the final `sm` and `aw`, whatever the option order.
+        if !seen.contains(&"fl") {
+            cfg.first_stage = cfg.scalable && cfg.aw_bits >= 48;
+        }
+        if !seen.contains(&"nest") {
+            cfg.nested = cfg.first_stage;
+        }
+        if !seen.contains(&"fl5") {
+            cfg.fl5 = cfg.first_stage && cfg.aw_bits == 57;
+        }
+        cfg.check_stages()?;
         // RMRRs are checked against the final address width, whatever the option order.
         for value in rmrr_strings {
             cfg.rmrrs.push(parse_rmrr(value, cfg.aw_bits)?);
@@ -274,6 +314,7 @@ impl VtdConfig {
         if self.eim && !self.ir {
             return Err(VtdConfigError::EimWithoutIr);
         }
+        self.check_stages()?;
         for r in &self.rmrrs {
             check_rmrr(r, self.aw_bits).map_err(|reason| VtdConfigError::BadRmrr {
                 value: r.to_string(),
@@ -294,9 +335,67 @@ impl VtdConfig {
         }
         self.nfr = self.nfr.clamp(1, regs::MAX_NFR);
         self.eim &= self.ir;
+        self.first_stage = self.flts();
+        self.nested = self.nest();
+        self.fl5 = self.fl5lp();
         let aw = self.aw_bits;
         self.rmrrs.retain(|r| check_rmrr(r, aw).is_ok());
         self
+    }
+
+    /// The first-stage / nesting combinations the spec forbids (VT-d 4.x 11.4.2-11.4.3: FLTS, NEST and
+    /// PASID support exist only with SMTS; NEST needs FLTS and SLTS; FL5LP describes 5-level
+    /// first-stage tables, whose 57-bit addresses need a 57-bit MGAW) or that Linux cannot use (FLTS and
+    /// SLTS together with a SAGAW lacking 4-level tables: the unit is ignored).
+    fn check_stages(&self) -> Result<(), VtdConfigError> {
+        let err = |option, reason| Err(VtdConfigError::Incompatible { option, reason });
+        if self.first_stage && !self.scalable {
+            return err(
+                "fl=on",
+                "first-stage translation needs scalable mode (sm=on)",
+            );
+        }
+        if self.first_stage && self.aw_bits < 48 {
+            return err(
+                "fl=on",
+                "needs aw=48 or aw=57 (with first- and second-stage translation SAGAW must include \
+                 4-level, 48-bit tables)",
+            );
+        }
+        if self.nested && !self.scalable {
+            return err("nest=on", "nested translation needs scalable mode (sm=on)");
+        }
+        if self.nested && !self.first_stage {
+            return err(
+                "nest=on",
+                "nested translation needs first-stage translation (fl=on)",
+            );
+        }
+        if self.fl5 && !self.first_stage {
+            return err(
+                "fl5=on",
+                "5-level first-stage paging needs first-stage translation (fl=on)",
+            );
+        }
+        if self.fl5 && self.aw_bits != 57 {
+            return err("fl5=on", "5-level first-stage paging needs aw=57");
+        }
+        Ok(())
+    }
+
+    /// ECAP.FLTS as advertised (only in a combination the spec allows, even for an unchecked config).
+    fn flts(&self) -> bool {
+        self.first_stage && self.scalable && self.aw_bits >= 48
+    }
+
+    /// ECAP.NEST as advertised (needs FLTS and SLTS).
+    fn nest(&self) -> bool {
+        self.nested && self.flts()
+    }
+
+    /// CAP.FL5LP as advertised.
+    fn fl5lp(&self) -> bool {
+        self.fl5 && self.flts() && self.aw_bits == 57
     }
 
     /// SAGAW: every supported width up to `aw_bits` (bit 1 = 39-bit 3-level, bit 2 = 48-bit 4-level,
@@ -314,8 +413,14 @@ impl VtdConfig {
     /// ND=6 (65536 domains, so every 16-bit DID is valid), CM=0 (not-present entries are never cached),
     /// RWBF=0, PLMR/PHMR=0, ESRTPS=0 and ESIRTPS=0 (the driver performs the global invalidations after
     /// SRTP and SIRTP, which exercises them), PI=0, PSI with MAMV=18, SLLPS 2 MiB + 1 GiB, NFR/FRO per
-    /// [`regs::FRO_OFFSET`].
+    /// [`regs::FRO_OFFSET`]. With first-stage translation: FL1GP (`fl1g=on`) and FL5LP (`fl5=on`).
     pub fn cap(&self) -> u64 {
+        let fl1gp = if self.flts() && self.fl1g {
+            regs::CAP_FL1GP
+        } else {
+            0
+        };
+        let fl5lp = if self.fl5lp() { regs::CAP_FL5LP } else { 0 };
         6 << regs::CAP_ND_SHIFT
             | self.sagaw() << regs::CAP_SAGAW_SHIFT
             | u64::from(self.aw_bits - 1) << regs::CAP_MGAW_SHIFT
@@ -325,14 +430,17 @@ impl VtdConfig {
             | regs::CAP_PSI
             | u64::from(self.nfr.clamp(1, regs::MAX_NFR) - 1) << regs::CAP_NFR_SHIFT
             | u64::from(MAMV) << regs::CAP_MAMV_SHIFT
+            | fl1gp
+            | fl5lp
     }
 
     /// The Extended Capability Register.
     ///
     /// Always: C=1 (page walks are coherent: the driver need not flush CPU caches), QI=1, PT=1, SC=1
-    /// (the SNP bit of leaf entries is accepted), IRO. DT=0, NEST=0, FLTS=0, PRS=0, SRS=0
-    /// (device-TLB, first-stage and nesting are not modelled yet).
+    /// (the SNP bit of leaf entries is accepted), IRO. DT=0, PRS=0, ERS=0, EAFS=0, SLADS=0 (device-TLB,
+    /// page requests, execute requests, extended-accessed and second-stage A/D flags are not modelled).
     /// With `sm=on`: SMTS, SLTS, PASID with PSS=19 (20-bit PASIDs), SMPWC, RPS (RID_PASID honoured).
+    /// With `fl=on`: FLTS and SRS (supervisor requests, the PASID entry's SRE/WPE); with `nest=on`: NEST.
     /// With `ir=on`: IR (interrupt remapping; no posted interrupts, CAP.PI=0); with `eim=on` also EIM.
     pub fn ecap(&self) -> u64 {
         let base = regs::ECAP_C
@@ -353,6 +461,12 @@ impl VtdConfig {
                 | u64::from(PSS) << regs::ECAP_PSS_SHIFT
                 | regs::ECAP_SMPWC
                 | regs::ECAP_RPS
+                | if self.flts() {
+                    regs::ECAP_FLTS | regs::ECAP_SRS
+                } else {
+                    0
+                }
+                | if self.nest() { regs::ECAP_NEST } else { 0 }
         } else {
             base
         }
@@ -369,6 +483,13 @@ impl VtdConfig {
             onoff(self.caching)
         );
         s.push_str(&format!(",ir={},eim={}", onoff(self.ir), onoff(self.eim)));
+        s.push_str(&format!(
+            ",fl={},nest={},fl5={},fl1g={}",
+            onoff(self.first_stage),
+            onoff(self.nested),
+            onoff(self.fl5),
+            onoff(self.fl1g)
+        ));
         for r in &self.rmrrs {
             s.push_str(&format!(",rmrr={r}"));
         }
@@ -399,6 +520,12 @@ pub(crate) struct Hw {
     pub slts: bool,
     pub flts: bool,
     pub nest: bool,
+    /// CAP.FL1GP: 1 GiB first-stage pages.
+    pub fl1gp: bool,
+    /// CAP.FL5LP: 5-level first-stage paging.
+    pub fl5lp: bool,
+    /// ECAP.SRS: supervisor requests (PASID entry SRE).
+    pub srs: bool,
     pub slads: bool,
     pub rps: bool,
     pub mamv: u32,
@@ -428,6 +555,9 @@ impl Hw {
             slts: has(ecap, regs::ECAP_SLTS),
             flts: has(ecap, regs::ECAP_FLTS),
             nest: has(ecap, regs::ECAP_NEST),
+            fl1gp: has(cap, regs::CAP_FL1GP),
+            fl5lp: has(cap, regs::CAP_FL5LP),
+            srs: has(ecap, regs::ECAP_SRS),
             slads: has(ecap, regs::ECAP_SLADS),
             rps: has(ecap, regs::ECAP_RPS),
             mamv: ((cap >> regs::CAP_MAMV_SHIFT) & 0x3f) as u32,
@@ -476,7 +606,8 @@ mod tests {
         assert_eq!(parse(&c.option_string()).unwrap(), c);
         assert_eq!(
             c.option_string(),
-            "vtd,aw=57,sm=off,nfr=16,caching=off,ir=on,eim=on,rmrr=0xa0000-0xbffff@00:05.0"
+            "vtd,aw=57,sm=off,nfr=16,caching=off,ir=on,eim=on,fl=off,nest=off,fl5=off,fl1g=on,\
+             rmrr=0xa0000-0xbffff@00:05.0"
         );
         let two = parse("vtd,rmrr=1000-1fff@0000:01:1f.7,rmrr=0x3000-0x3fff@02:00.0").unwrap();
         assert_eq!(two.rmrrs[0].bdf, 0x01ff);
@@ -580,6 +711,8 @@ mod tests {
                     scalable: sm,
                     ir: false,
                     eim: false,
+                    first_stage: false,
+                    nested: false,
                     ..Default::default()
                 };
                 let cap = c.cap();
@@ -602,15 +735,105 @@ mod tests {
                     ecap & (regs::ECAP_DT | regs::ECAP_IR | regs::ECAP_EIM | regs::ECAP_NEST),
                     0
                 );
-                assert_eq!(ecap & regs::ECAP_FLTS, 0);
+                assert_eq!(ecap & (regs::ECAP_FLTS | regs::ECAP_SRS), 0);
+                assert_eq!(cap & (regs::CAP_FL1GP | regs::CAP_FL5LP), 0);
                 let sm_bits = regs::ECAP_SMTS | regs::ECAP_SLTS | regs::ECAP_PASID;
                 assert_eq!(ecap & sm_bits == sm_bits, sm);
                 assert_eq!((ecap >> 35) & 0x1f, if sm { 19 } else { 0 }, "PSS");
             }
         }
         let d = VtdConfig::default();
-        assert_eq!(d.cap(), 0x0012_078c_402f_0606);
-        assert_eq!(d.ecap(), 0x0003_4998_0000_30db, "with IR and EIM");
+        assert_eq!(d.cap(), 0x0112_078c_402f_0606, "with FL1GP");
+        assert_eq!(
+            d.ecap(),
+            0x0003_c998_8400_30db,
+            "with IR, EIM, FLTS, SRS and NEST"
+        );
+    }
+
+    #[test]
+    fn first_stage_options_and_their_registers() {
+        let d = VtdConfig::default();
+        assert!(d.first_stage && d.nested && d.fl1g && !d.fl5);
+        assert_eq!(parse("vtd").unwrap(), d);
+        let bits = |c: &VtdConfig| {
+            let (cap, ecap) = (c.cap(), c.ecap());
+            (
+                ecap & regs::ECAP_FLTS != 0,
+                ecap & regs::ECAP_NEST != 0,
+                cap & regs::CAP_FL5LP != 0,
+                cap & regs::CAP_FL1GP != 0,
+                ecap & regs::ECAP_SRS != 0,
+            )
+        };
+        assert_eq!(bits(&d), (true, true, false, true, true));
+        // Defaults follow sm and aw, in any option order.
+        for (s, want) in [
+            ("vtd,aw=57", (true, true, true, true, true)),
+            ("vtd,fl1g=off,aw=57", (true, true, true, false, true)),
+            ("vtd,aw=39", (false, false, false, false, false)),
+            ("vtd,sm=off", (false, false, false, false, false)),
+            ("vtd,nest=off", (true, false, false, true, true)),
+            ("vtd,fl=off", (false, false, false, false, false)),
+            ("vtd,aw=57,fl5=off", (true, true, false, true, true)),
+            ("vtd,fl5=on,aw=57", (true, true, true, true, true)),
+            ("vtd,fl=off,nest=off", (false, false, false, false, false)),
+        ] {
+            let c = parse(s).unwrap();
+            assert_eq!(bits(&c), want, "{s}");
+            assert_eq!(parse(&c.option_string()).unwrap(), c, "{s} round trip");
+            assert_eq!(c.validate(), Ok(()), "{s}");
+            assert_eq!(Hw::new(&c).flts, want.0);
+            assert_eq!(Hw::new(&c).nest, want.1);
+            assert_eq!(Hw::new(&c).fl5lp, want.2);
+            assert_eq!(Hw::new(&c).fl1gp, want.3);
+            assert_eq!(Hw::new(&c).srs, want.4);
+            // FLTS with SLTS: SAGAW always includes 4-level tables (Linux intersects the two).
+            if want.0 {
+                assert_ne!(c.sagaw() & 0b100, 0, "{s}");
+            }
+        }
+        for (s, option) in [
+            ("vtd,sm=off,fl=on", "fl=on"),
+            ("vtd,fl=on,sm=off", "fl=on"),
+            ("vtd,aw=39,fl=on", "fl=on"),
+            ("vtd,sm=off,nest=on", "nest=on"),
+            ("vtd,fl=off,nest=on", "nest=on"),
+            ("vtd,fl5=on", "fl5=on"),
+            ("vtd,aw=48,fl5=on", "fl5=on"),
+            ("vtd,aw=57,fl=off,nest=off,fl5=on", "fl5=on"),
+        ] {
+            match parse(s) {
+                Err(VtdConfigError::Incompatible { option: o, reason }) => {
+                    assert_eq!(o, option, "{s}");
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{s}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse("vtd,fl5=on").unwrap_err().to_string(),
+            "vtd option `fl5=on`: 5-level first-stage paging needs aw=57"
+        );
+        assert!(matches!(
+            parse("vtd,fl=yes"),
+            Err(VtdConfigError::BadValue { .. })
+        ));
+        // A configuration built in code: validate() refuses, the registers stay consistent anyway,
+        // normalized() repairs.
+        let odd = VtdConfig {
+            aw_bits: 39,
+            fl5: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            odd.validate(),
+            Err(VtdConfigError::Incompatible { .. })
+        ));
+        assert_eq!(bits(&odd), (false, false, false, false, false));
+        let n = odd.normalized();
+        assert!(!n.first_stage && !n.nested && !n.fl5);
+        assert_eq!(n.validate(), Ok(()));
     }
 
     #[test]
