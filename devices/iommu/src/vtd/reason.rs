@@ -1,6 +1,9 @@
 //! Architected DMA-remapping fault reasons (VT-d 4.x section 7.1.3, "Non-recoverable Address Translation
 //! Faults"): legacy-mode codes 0x1-0xE and scalable-mode codes 0x30-0x87. The condition ids in the
-//! comments (LRT.2, SCT.6, ...) are the spec's. Interrupt-remapping fault reasons 0x20-0x26 are those of
+//! comments (LRT.2, SCT.6, ...) are the spec's; first-stage ones use the 3.x names (SFL.n, "first-level",
+//! SFS.n in 4.x), whose codes and meanings are also Linux's table (drivers/iommu/intel/dmar.c,
+//! `dma_remap_sm_fault_reasons`): 70h-73h first-stage walk, 74h-77h first-stage tables seen through
+//! the second stage (nested), 78h-7Bh second-stage walk, 80h/81h/84h first-stage and nested general. Interrupt-remapping fault reasons 0x20-0x26 are those of
 //! section 5.1.4.1 ("Interrupt Remapping Fault Conditions").
 
 /// A fault reason this model can report.
@@ -70,8 +73,34 @@ pub enum FaultReason {
     SmPasidEntryNotPresent,
     /// SPT.3: reserved bit set in the PASID table entry.
     SmPasidEntryReserved,
-    /// SPT.4: PASID table entry programmed with an unsupported PGTT or AW.
+    /// SPT.4: PASID table entry programmed with an unsupported PGTT, AW or FLPM.
     SmPasidEntryInvalid,
+    /// SPT.6: a request with supervisor privilege while the PASID entry's SRE is clear.
+    SmSupervisorDisabled,
+    /// SFL.1: a first-stage entry below the top level could not be read.
+    SmFsAccess,
+    /// SFL.2: first-stage entry P clear.
+    SmFsNotPresent,
+    /// SFL.3: reserved bit set in a present first-stage entry.
+    SmFsReserved,
+    /// SFL.4: the top-level first-stage table (FSPTPTR) could not be read.
+    SmFsTopAccess,
+    /// SFL.5 (nested): a first-stage table address is beyond the second-stage input width.
+    SmNestedFsBeyondAw,
+    /// SFL.6 (nested): the second stage denies reading the top-level first-stage table.
+    SmNestedFsTopReadDenied,
+    /// SFL.7 (nested): the second stage denies reading a lower first-stage table.
+    SmNestedFsReadDenied,
+    /// SFL.8 (nested): the second stage denies the write an accessed/dirty update needs.
+    SmNestedFsWriteDenied,
+    /// SSL.4: the top-level second-stage table (SLPTPTR) could not be read.
+    SmSsTopAccess,
+    /// SGN.1: first-stage input address not canonical.
+    SmNonCanonical,
+    /// SGN.2: a user (unprivileged) request to a page with U/S clear at some first-stage level.
+    SmUserSupervisor,
+    /// SGN.5 (nested): the first-stage output is beyond the second-stage input width.
+    SmNestedOutputBeyondAw,
     /// SSL.1: a second-stage entry could not be read.
     SmSsAccess,
     /// SSL.2: a second-stage entry is not present (R and W both clear).
@@ -140,6 +169,19 @@ impl FaultReason {
             SmPasidEntryNotPresent => 0x59,
             SmPasidEntryReserved => 0x5a,
             SmPasidEntryInvalid => 0x5b,
+            SmSupervisorDisabled => 0x5d,
+            SmFsAccess => 0x70,
+            SmFsNotPresent => 0x71,
+            SmFsReserved => 0x72,
+            SmFsTopAccess => 0x73,
+            SmNestedFsBeyondAw => 0x74,
+            SmNestedFsTopReadDenied => 0x75,
+            SmNestedFsReadDenied => 0x76,
+            SmNestedFsWriteDenied => 0x77,
+            SmSsTopAccess => 0x7b,
+            SmNonCanonical => 0x80,
+            SmUserSupervisor => 0x81,
+            SmNestedOutputBeyondAw => 0x84,
             SmSsAccess => 0x78,
             SmSsNotPresent => 0x79,
             SmSsReserved => 0x7a,
@@ -191,7 +233,22 @@ impl FaultReason {
             SmPasidEntryAccess => "PASID table entry not readable",
             SmPasidEntryNotPresent => "PASID table entry not present",
             SmPasidEntryReserved => "reserved bit set in PASID table entry",
-            SmPasidEntryInvalid => "unsupported PGTT or AW in PASID table entry",
+            SmPasidEntryInvalid => "unsupported PGTT, AW or FLPM in PASID table entry",
+            SmSupervisorDisabled => "supervisor request but SRE clear in PASID table entry",
+            SmFsAccess => "first-stage table not readable",
+            SmFsNotPresent => "first-stage entry not present",
+            SmFsReserved => "reserved bit set in first-stage entry",
+            SmFsTopAccess => "first-stage top-level table (FSPTPTR) not readable",
+            SmNestedFsBeyondAw => "first-stage table address beyond the second-stage address width",
+            SmNestedFsTopReadDenied => {
+                "second stage denies reading the first-stage top-level table"
+            }
+            SmNestedFsReadDenied => "second stage denies reading a first-stage table",
+            SmNestedFsWriteDenied => "second stage denies the first-stage accessed/dirty update",
+            SmSsTopAccess => "second-stage top-level table (SLPTPTR) not readable",
+            SmNonCanonical => "first-stage input address not canonical",
+            SmUserSupervisor => "user request to a supervisor-only first-stage page",
+            SmNestedOutputBeyondAw => "first-stage output beyond the second-stage address width",
             SmSsAccess => "second-stage table not readable",
             SmSsNotPresent => "second-stage entry not present",
             SmSsReserved => "reserved bit set in second-stage entry",
@@ -265,12 +322,28 @@ mod tests {
             (SmSsNotPresent, 0x79),
             (SmWriteDenied, 0x85),
             (SmReadDenied, 0x86),
+            (SmSupervisorDisabled, 0x5d),
+            (SmFsAccess, 0x70),
+            (SmFsNotPresent, 0x71),
+            (SmFsReserved, 0x72),
+            (SmFsTopAccess, 0x73),
+            (SmNestedFsBeyondAw, 0x74),
+            (SmNestedFsTopReadDenied, 0x75),
+            (SmNestedFsReadDenied, 0x76),
+            (SmNestedFsWriteDenied, 0x77),
+            (SmSsTopAccess, 0x7b),
+            (SmNonCanonical, 0x80),
+            (SmUserSupervisor, 0x81),
+            (SmNestedOutputBeyondAw, 0x84),
         ];
         for (r, code) in pairs {
             assert_eq!(r.code(), code, "{r:?}");
             assert!(!r.description().is_empty());
         }
         assert!(ContextNotPresent.qualified() && SmSsNotPresent.qualified());
+        // First-stage and nested faults happen after the PASID entry (and its FPD) was found.
+        assert!(SmFsNotPresent.qualified() && SmNestedFsWriteDenied.qualified());
+        assert!(SmUserSupervisor.qualified() && SmSupervisorDisabled.qualified());
         assert!(!RootNotPresent.qualified() && !ContextReserved.qualified());
         let ir = [
             (IrRequestReserved, 0x20, false),
