@@ -5,6 +5,7 @@ mod bringup;
 mod caching;
 mod faults;
 mod fuzz;
+mod ir;
 mod legacy;
 mod qi;
 mod scalable;
