@@ -6,6 +6,12 @@
 //! - Entries are tagged like the hardware's: context entries by source id (and the legacy DID), PASID
 //!   entries by PASID and DID, IOTLB entries by DID, PASID (or none in legacy mode) and page. An
 //!   invalidation drops every entry it names and nothing else, except where noted.
+//! - IOTLB entries remember their [`Stage`]: second-stage-only ones answer the IOTLB invalidation
+//!   (6.5.2.3), first-stage-only ones the PASID-based IOTLB invalidation (6.5.2.4), nested ones both:
+//!   by IOVA for a PASID-based one, and — since a nested result depends on second-stage mappings whose
+//!   guest-physical addresses the entry does not record — every nested entry of the DID for a
+//!   domain- or page-selective IOTLB invalidation. Only combined (final) translations are cached:
+//!   there is no paging-structure cache to invalidate.
 //! - Pass-through results are not put in the IOTLB (the context / PASID caches already hold all they
 //!   need), which keeps the PGTT-dependent IOTLB-vs-PASID-IOTLB invalidation rules trivially right.
 //! - Capacity is bounded; eviction is oldest-first. Evicting is always allowed and never changes results.
@@ -13,6 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
+use super::first_stage::FsAttrs;
 use super::structures::{LegacyContext, PasidEntry, ScalableContext};
 use super::walk::Stage;
 use crate::request::Perms;
@@ -197,8 +204,11 @@ pub(crate) struct IotlbKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IotlbEntry {
     pub output: u64,
+    /// Second-stage permissions (all set for first-stage-only entries).
     pub perms: Perms,
     pub stage: Stage,
+    /// First-stage and nested entries: what the first stage grants (checked per request privilege).
+    pub fs: Option<FsAttrs>,
 }
 
 /// An IOTLB invalidation's address range: 2^AM pages from `addr` aligned down (VT-d 4.x 6.5.2.3).
@@ -253,32 +263,41 @@ impl Iotlb {
         n
     }
 
-    /// Domain-selective IOTLB invalidation (IOTLB descriptor / register): second-stage mappings of
-    /// `did` for every PASID (and legacy ones).
+    /// Domain-selective IOTLB invalidation (IOTLB descriptor / register): second-stage and nested
+    /// mappings of `did` for every PASID (and legacy ones).
     pub fn invalidate_domain(&mut self, did: u16) -> usize {
         self.entries
-            .retain(|k, e| !(k.did == did && e.stage == Stage::Second))
+            .retain(|k, e| !(k.did == did && e.stage != Stage::First))
     }
 
-    /// Page-selective IOTLB invalidation: second-stage mappings of `did` overlapping the range.
+    /// Page-selective IOTLB invalidation: second-stage mappings of `did` overlapping the range (a
+    /// second-stage input range), and every nested mapping of `did` (its second-stage input is not
+    /// recorded, so any of them may depend on the range).
     pub fn invalidate_range(&mut self, did: u16, first: u64, last: u64) -> usize {
         self.entries.retain(|k, e| {
-            !(k.did == did && e.stage == Stage::Second && Self::overlaps(k, first, last))
+            !(k.did == did
+                && match e.stage {
+                    Stage::Second => Self::overlaps(k, first, last),
+                    Stage::Nested => true,
+                    Stage::First => false,
+                })
         })
     }
 
-    /// PASID-based IOTLB invalidation (non-global, all in PASID): first-stage mappings of (DID, PASID).
+    /// PASID-based IOTLB invalidation (non-global, all in PASID): first-stage and nested mappings of
+    /// (DID, PASID).
     pub fn invalidate_pasid(&mut self, did: u16, pasid: u32) -> usize {
         self.entries
-            .retain(|k, e| !(k.did == did && k.pasid == pasid && e.stage == Stage::First))
+            .retain(|k, e| !(k.did == did && k.pasid == pasid && e.stage != Stage::Second))
     }
 
-    /// PASID-based IOTLB page-selective invalidation within a PASID.
+    /// PASID-based IOTLB page-selective invalidation within a PASID: first-stage and nested mappings
+    /// overlapping the (first-stage input) range.
     pub fn invalidate_pasid_range(&mut self, did: u16, pasid: u32, first: u64, last: u64) -> usize {
         self.entries.retain(|k, e| {
             !(k.did == did
                 && k.pasid == pasid
-                && e.stage == Stage::First
+                && e.stage != Stage::Second
                 && Self::overlaps(k, first, last))
         })
     }
@@ -314,6 +333,7 @@ mod tests {
             output: 0,
             perms: Perms::RW,
             stage,
+            fs: None,
         }
     }
 
@@ -376,6 +396,45 @@ mod tests {
             "PASID-IOTLB keeps second-stage entries"
         );
         assert_eq!(t.invalidate_all(), 1);
+    }
+
+    #[test]
+    fn nested_entries_answer_both_kinds() {
+        let mut t = Iotlb::new();
+        let k = |pasid, page| IotlbKey {
+            did: 3,
+            pasid,
+            shift: 12,
+            page,
+        };
+        let fill = |t: &mut Iotlb| {
+            t.insert(k(7, 1), entry(Stage::Nested));
+            t.insert(k(7, 2), entry(Stage::Nested));
+            t.insert(k(8, 0x100), entry(Stage::Nested));
+            t.insert(k(7, 3), entry(Stage::First));
+            t.insert(k(7, 4), entry(Stage::Second));
+        };
+        fill(&mut t);
+        // A page-selective IOTLB invalidation anywhere in DID 3 drops every nested entry of it (their
+        // second-stage inputs are unknown), the matching second-stage one, and no first-stage one.
+        assert_eq!(t.invalidate_range(3, 0x4000, 0x4fff), 4);
+        assert_eq!(t.len(), 1);
+        assert!(t.lookup(3, 7, 0x3000).is_some());
+        assert_eq!(t.invalidate_range(4, 0, u64::MAX), 0, "another DID");
+        t.invalidate_all();
+        fill(&mut t);
+        assert_eq!(t.invalidate_domain(3), 4, "DSI: nested + second-stage");
+        t.invalidate_all();
+        fill(&mut t);
+        // PASID-based page-selective: by first-stage input address, nested and first-stage alike.
+        assert_eq!(t.invalidate_pasid_range(3, 7, 0x2000, 0x3fff), 2);
+        assert!(t.lookup(3, 7, 0x1000).is_some() && t.lookup(3, 8, 0x10_0000).is_some());
+        assert_eq!(t.invalidate_pasid(3, 7), 1);
+        assert_eq!(
+            t.len(),
+            2,
+            "PASID 8's nested entry and the second-stage one"
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@ const DESC_PIOTLB: u64 = 6;
 const DESC_PASID_CACHE: u64 = 7;
 const DESC_PDEVTLB: u64 = 8;
 
+/// The largest address mask of a page-selective PASID-based IOTLB invalidation: 2^52 pages of 4 KiB, the
+/// whole 64-bit space (Linux's MAX_AGAW_PFN_WIDTH). CAP.MAMV limits only the IOTLB invalidation.
+const PIOTLB_MAX_AM: u32 = 52;
+
 /// Invalidation-queue registers.
 pub(crate) struct QiRegs {
     pub iqa: u64,
@@ -302,7 +306,15 @@ impl State {
                         self.stats.invalidation("piotlb_pasid");
                     }
                     3 => {
-                        let (first, last) = am_range(d[1] & !0xfff, (d[1] & 0x3f) as u32);
+                        // Page-selective-within-PASID: 2^AM pages at ADDR, AM up to 52 (the whole
+                        // 64-bit first-stage input space); ADDR must be aligned to the size. A larger
+                        // AM or a misaligned ADDR makes the descriptor invalid.
+                        let (addr, am) = (d[1] & !0xfff, (d[1] & 0x3f) as u32);
+                        let below = 1u64.checked_shl(12 + am).map_or(u64::MAX, |size| size - 1);
+                        if am > PIOTLB_MAX_AM || addr & below != 0 {
+                            return Err(regs::IQEI_RESERVED);
+                        }
+                        let (first, last) = am_range(addr, am);
                         t.invalidate_pasid_range(did, pasid, first, last);
                         self.stats.invalidation("piotlb_page");
                     }

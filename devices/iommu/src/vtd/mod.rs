@@ -5,16 +5,21 @@
 //! ([`Vtd::remap_msi`]), primary fault logging with the fault event MSI, register-based and queued
 //! invalidation, and the IOTLB / context / PASID / interrupt entry caches.
 //!
-//! Not modelled yet (structured to slot in): first-stage and nested translation (PGTT 001b/011b fault
-//! with SPT.4 today; the walker and results carry a [`Stage`]), posted interrupts (CAP.PI=0),
+//! Translation: second-stage (legacy, PGTT 010b), first-stage IA-32e 4/5-level (PGTT 001b), nested
+//! (PGTT 011b) and pass-through, with accessed/dirty updates for the first stage. [`Vtd::lookup`] walks
+//! the same way without side effects, for the monitor.
+//!
+//! Not modelled yet (structured to slot in): posted interrupts (CAP.PI=0),
 //! device-TLB / ATS (ECAP.DT=0), page requests (ECAP.PRS=0), advanced fault logging, PMRs.
 
 mod cache;
 mod config;
 mod fault;
+mod first_stage;
 mod invalidation;
 mod ir;
 mod ir_irte;
+mod lookup;
 mod mmio;
 mod reason;
 pub mod regs;
@@ -31,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{Bdf, Rmrr, VtdConfig, VtdConfigError};
 pub use ir::RemappedMsi;
+pub use lookup::{AdUpdate, Lookup, LookupOutcome, LookupStep, SecondStagePurpose, Structure};
 pub use reason::FaultReason;
 pub use regs::VTD_MMIO_SIZE;
 pub use stats::VtdStats;

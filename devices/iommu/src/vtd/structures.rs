@@ -159,8 +159,12 @@ pub(crate) fn pasid_dir_entry(e: u64, hw: &Hw) -> Result<(bool, u64), Bad> {
 /// PASID-granular translation type (PGTT, 9.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pgtt {
+    /// 001b: first-stage only (needs ECAP.FLTS).
+    FirstStage,
     /// 010b: second-stage only.
     SecondStage,
+    /// 011b: nested, first stage over second stage (needs ECAP.NEST).
+    Nested,
     /// 100b: pass-through.
     PassThrough,
 }
@@ -169,24 +173,41 @@ pub(crate) enum Pgtt {
 pub(crate) struct PasidEntry {
     pub fpd: bool,
     pub pgtt: Pgtt,
+    /// Second-stage AW (PGTT 010b/011b; ignored for 001b/100b).
     pub aw_code: u64,
     pub did: u16,
     pub slptptr: u64,
+    /// First-stage table pointer (PGTT 001b: host-physical; 011b: a second-stage input address).
+    pub fsptptr: u64,
+    /// First-stage paging levels: 4, or 5 when FLPM = 01b.
+    pub fs_levels: u32,
+    /// SRE: requests with supervisor privilege are allowed.
+    pub sre: bool,
+    /// WPE: supervisor writes honour the first-stage R/W bits.
+    pub wpe: bool,
 }
 
-/// Scalable-mode PASID table entry (9.6, 512 bits). qw0 = P b0, FPD b1, AW b4:2, SLEE b5 (reserved: no
-/// ECAP.ERS), PGTT b8:6, SLADE b9 (reserved without ECAP.SLADS), rsvd b11:10, SLPTPTR b63:12;
-/// qw1 = DID b15:0, rsvd b22:16, PWSNP b23, PGSNP b24, memory-type fields b63:25 (ignored: no ECAP.MTS).
-/// qw2 onward hold first-stage fields, ignored for PGTT 010b/100b.
+/// Scalable-mode PASID table entry (9.6, 512 bits):
+/// - qw0 = P b0, FPD b1, AW b4:2, SLEE b5 (reserved: no ECAP.ERS), PGTT b8:6, SLADE b9 (reserved
+///   without ECAP.SLADS), rsvd b11:10, SLPTPTR b63:12 (bits above HAW reserved for PGTT 010b/011b);
+/// - qw1 = DID b15:0, rsvd b22:16, PWSNP b23, PGSNP b24, memory-type fields b63:25 (ignored: no
+///   ECAP.MTS);
+/// - qw2 = SRE b0 (reserved without ECAP.SRS), ERE b1 (reserved: no ECAP.ERS), FLPM b3:2, WPE b4,
+///   rsvd b6:5, EAFE b7 (reserved: no ECAP.EAFS), rsvd b11:8, FSPTPTR b63:12 (bits above HAW
+///   reserved). The first-stage fields are only checked for PGTT 001b/011b: the spec has the
+///   hardware ignore them otherwise;
+/// - qw3-qw7 reserved.
 ///
-/// PGTT 001b (first-stage) and 011b (nested) need ECAP.FLTS / ECAP.NEST, which this model does not
-/// offer yet: like the reserved values 000b and 101b-111b they make the entry invalid (SPT.4).
+/// Reserved bits give SPT.3 (5Ah); a PGTT, AW (second stage) or FLPM the unit does not support
+/// gives SPT.4 (5Bh): PGTT 000b and 101b-111b, 001b without FLTS, 011b without NEST, FLPM 01b without
+/// FL5LP, FLPM 1xb. AW is not checked for PGTT 001b (Linux writes the unit's AGAW there anyway).
 pub(crate) fn pasid_entry(q: [u64; 8], hw: &Hw) -> Result<PasidEntry, Bad> {
     let fpd = q[0] & 2 != 0;
     if q[0] & 1 == 0 {
         return Err(Bad::NotPresent { fpd });
     }
     let pgtt = (q[0] >> 6) & 7;
+    let first_stage = pgtt == 1 || pgtt == 3;
     let mut rsvd0 = 0xc00 | 1 << 5;
     if !hw.slads {
         rsvd0 |= 1 << 9;
@@ -194,12 +215,32 @@ pub(crate) fn pasid_entry(q: [u64; 8], hw: &Hw) -> Result<PasidEntry, Bad> {
     if pgtt == 2 || pgtt == 3 {
         rsvd0 |= hw.above_haw();
     }
-    if q[0] & rsvd0 != 0 || q[1] & 0x7f_0000 != 0 {
+    let mut rsvd2 = 0;
+    if first_stage {
+        rsvd2 = 1 << 1 | 0x3 << 5 | 1 << 7 | 0xf00 | hw.above_haw();
+        if !hw.srs {
+            rsvd2 |= 1;
+        }
+    }
+    if q[0] & rsvd0 != 0
+        || q[1] & 0x7f_0000 != 0
+        || q[2] & rsvd2 != 0
+        || q[3..].iter().any(|&w| w != 0)
+    {
         return Err(Bad::Reserved { fpd });
     }
     let aw_code = (q[0] >> 2) & 7;
+    let flpm = (q[2] >> 2) & 3;
+    let fs_levels = match flpm {
+        0 => 4,
+        1 if hw.fl5lp => 5,
+        _ if first_stage => return Err(Bad::Invalid { fpd }),
+        _ => 4,
+    };
     let pgtt = match pgtt {
+        1 if hw.flts => Pgtt::FirstStage,
         2 if hw.slts && hw.aw_supported(aw_code) => Pgtt::SecondStage,
+        3 if hw.nest && hw.aw_supported(aw_code) => Pgtt::Nested,
         4 if hw.pt => Pgtt::PassThrough,
         _ => return Err(Bad::Invalid { fpd }),
     };
@@ -209,6 +250,10 @@ pub(crate) fn pasid_entry(q: [u64; 8], hw: &Hw) -> Result<PasidEntry, Bad> {
         aw_code,
         did: (q[1] & 0xffff) as u16,
         slptptr: ptr(q[0]),
+        fsptptr: ptr(q[2]),
+        fs_levels,
+        sre: first_stage && q[2] & 1 != 0,
+        wpe: first_stage && q[2] & (1 << 4) != 0,
     })
 }
 
@@ -231,6 +276,9 @@ mod tests {
         Hw::new(&VtdConfig {
             aw_bits: aw,
             scalable: sm,
+            first_stage: sm && aw >= 48,
+            nested: sm && aw >= 48,
+            fl5: sm && aw == 57,
             ..Default::default()
         })
     }
@@ -349,7 +397,7 @@ mod tests {
         // Linux's "blocked" entry: P clear, FPD set.
         let blocked = [2, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(pasid_entry(blocked, &h), Err(Bad::NotPresent { fpd: true }));
-        for pgtt in [0u64, 1, 3, 5, 6, 7] {
+        for pgtt in [0u64, 5, 6, 7] {
             let q = [pgtt << 6 | 2 << 2 | 1, 0, 0, 0, 0, 0, 0, 0];
             assert_eq!(
                 pasid_entry(q, &h),
@@ -371,8 +419,100 @@ mod tests {
                 "{q:x?}"
             );
         }
+        // qw3-qw7 are reserved whatever the PGTT.
+        let mut q = ss;
+        q[5] = 1;
+        assert_eq!(pasid_entry(q, &h), Err(Bad::Reserved { fpd: false }));
+        // First-stage fields are ignored for PGTT 010b.
+        let mut q = ss;
+        q[2] = 1 << 1 | 1 << 7 | 3 << 2;
+        assert!(pasid_entry(q, &h).is_ok());
         assert_eq!((levels(1), levels(2), levels(3)), (3, 4, 5));
         assert_eq!(input_width(3, &hw(true, 57)), 57);
         assert_eq!(input_width(2, &hw(true, 39)), 39);
+    }
+
+    #[test]
+    fn first_stage_and_nested_pasid_entries() {
+        let h = hw(true, 48);
+        // Linux's intel_pasid_setup_first_level: FSPTPTR, DID, AW = the unit's AGAW, PWSNP, PGTT 001b.
+        let fl = [1 << 6 | 2 << 2 | 1, 7 | 1 << 23, 0x5000, 0, 0, 0, 0, 0];
+        let e = pasid_entry(fl, &h).unwrap();
+        assert_eq!(
+            (e.pgtt, e.fsptptr, e.fs_levels, e.did, e.sre, e.wpe),
+            (Pgtt::FirstStage, 0x5000, 4, 7, false, false)
+        );
+        // AW and SLPTPTR are ignored for first-stage only (even values that would be wrong).
+        let mut q = fl;
+        q[0] = 1 << 48 | 0x3000 | 1 << 6 | 7 << 2 | 1;
+        assert_eq!(pasid_entry(q, &h).unwrap().pgtt, Pgtt::FirstStage);
+        // Linux's intel_pasid_setup_nested: FSPTPTR (a GPA), SRE|WPE, SLPTPTR, AW, PGTT 011b.
+        let nested = [
+            0x9000 | 3 << 6 | 2 << 2 | 1,
+            9,
+            0x4000 | 1 | 1 << 4,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let e = pasid_entry(nested, &h).unwrap();
+        assert_eq!(
+            (e.pgtt, e.slptptr, e.fsptptr, e.aw_code, e.sre, e.wpe),
+            (Pgtt::Nested, 0x9000, 0x4000, 2, true, true)
+        );
+        // Nested checks the second-stage AW and SLPTPTR like PGTT 010b.
+        let mut q = nested;
+        q[0] = 0x9000 | 3 << 6 | 3 << 2 | 1;
+        assert_eq!(pasid_entry(q, &h), Err(Bad::Invalid { fpd: false }));
+        q[0] = 1 << 50 | 0x9000 | 3 << 6 | 2 << 2 | 1;
+        assert_eq!(pasid_entry(q, &h), Err(Bad::Reserved { fpd: false }));
+        // qw2 reserved bits: ERE, 6:5, EAFE (no EAFS), 11:8, FSPTPTR above HAW.
+        for bits in [1u64 << 1, 1 << 5, 1 << 6, 1 << 7, 1 << 8, 1 << 11, 1 << 48] {
+            let mut q = fl;
+            q[2] |= bits;
+            assert_eq!(
+                pasid_entry(q, &h),
+                Err(Bad::Reserved { fpd: false }),
+                "{bits:#x}"
+            );
+        }
+        // FLPM: 01b needs FL5LP (not on a 48-bit unit), 1xb is not a mode.
+        for flpm in [1u64, 2, 3] {
+            let mut q = fl;
+            q[2] |= flpm << 2;
+            assert_eq!(
+                pasid_entry(q, &h),
+                Err(Bad::Invalid { fpd: false }),
+                "flpm {flpm}"
+            );
+        }
+        let h57 = hw(true, 57);
+        let mut q = fl;
+        q[2] |= 1 << 2;
+        assert_eq!(pasid_entry(q, &h57).unwrap().fs_levels, 5);
+        // Without FLTS / NEST / SRS.
+        let no_fl = Hw::new(&VtdConfig {
+            first_stage: false,
+            nested: false,
+            ..Default::default()
+        });
+        assert_eq!(pasid_entry(fl, &no_fl), Err(Bad::Invalid { fpd: false }));
+        let mut q = nested;
+        q[2] = 0x4000;
+        assert_eq!(pasid_entry(q, &no_fl), Err(Bad::Invalid { fpd: false }));
+        let no_nest = Hw::new(&VtdConfig {
+            nested: false,
+            ..Default::default()
+        });
+        assert_eq!(pasid_entry(q, &no_nest), Err(Bad::Invalid { fpd: false }));
+        let mut q = fl;
+        q[2] |= 1;
+        assert_eq!(
+            pasid_entry(q, &no_fl),
+            Err(Bad::Reserved { fpd: false }),
+            "SRE without SRS"
+        );
     }
 }

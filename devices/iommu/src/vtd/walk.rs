@@ -2,26 +2,29 @@
 //! entries, 2 MiB / 1 GiB leaves where CAP.SLLPS allows, R/W intersected across levels.
 //!
 //! Bounded: at most [`MAX_LEVELS`] memory reads per walk whatever the tables contain (tables pointing at
-//! themselves included), every read through [`DmaMemory`] so tables outside RAM fail cleanly.
+//! themselves included), every read through [`DmaMemory`] so tables outside RAM fail cleanly. The walk
+//! records each entry in a [`Trace`] (lookup mode) and blames the entry a fault is about.
 
+use super::lookup::{self, decode, SecondStagePurpose, Structure, Trace};
 use crate::mem::DmaMemory;
 use crate::request::Perms;
 
-/// Which translation stage a walk or a result belongs to. Only the second stage is implemented; the
-/// first stage (IA-32e tables, PGTT 001b) and nesting arrive with the next milestone.
+/// Which translation a result comes from: first-stage only (PGTT 001b), second-stage only (legacy
+/// mode, PGTT 010b) or nested (PGTT 011b, first stage over second stage).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Stage {
     First,
     Second,
+    Nested,
 }
 
 /// The deepest table this model walks (5-level, 57-bit).
 pub const MAX_LEVELS: u32 = 5;
 
 /// What the walker needs to know about the tables and the hardware.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct WalkConfig {
-    pub stage: Stage,
     /// Top-level table address.
     pub root: u64,
     /// 3, 4 or 5.
@@ -43,6 +46,13 @@ pub(crate) struct Leaf {
     pub perms: Perms,
 }
 
+impl Leaf {
+    /// The output address of `input`, which this leaf maps.
+    pub fn translate(&self, input: u64) -> u64 {
+        self.output | (input & ((1u64 << self.page_shift) - 1))
+    }
+}
+
 /// Why a walk stopped. `level` counts from the top (levels) down to 1 (4 KiB leaves).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WalkFault {
@@ -52,8 +62,16 @@ pub(crate) enum WalkFault {
     NotPresent { level: u32, perms: Perms },
     /// A reserved bit is set in a present entry.
     Reserved { level: u32 },
-    /// The requested stage is not implemented.
-    Unsupported,
+}
+
+impl WalkFault {
+    pub fn level(&self) -> u32 {
+        match *self {
+            WalkFault::Access { level, .. }
+            | WalkFault::NotPresent { level, .. }
+            | WalkFault::Reserved { level } => level,
+        }
+    }
 }
 
 /// Reserved bits of a second-stage entry at `level` (VT-d 4.x section 9.8, figures for SL-PML5E .. SL-PTE).
@@ -79,11 +97,27 @@ fn reserved_mask(cfg: &WalkConfig, level: u32, leaf_shift: Option<u32>) -> u64 {
     m
 }
 
-/// Walks the second-stage table for `iova`. The caller checks the address width first.
+/// Walks the second-stage table for `iova` (untraced). The caller checks the address width first.
+#[cfg(test)]
 pub(crate) fn walk(mem: &dyn DmaMemory, cfg: &WalkConfig, iova: u64) -> Result<Leaf, WalkFault> {
-    if cfg.stage != Stage::Second {
-        return Err(WalkFault::Unsupported);
-    }
+    walk_traced(
+        mem,
+        cfg,
+        iova,
+        &mut Trace::off(),
+        SecondStagePurpose::Request,
+    )
+}
+
+/// Walks the second-stage table for `input`, recording each entry read in `trace` (labelled with
+/// `purpose`). The caller checks the address width first.
+pub(crate) fn walk_traced(
+    mem: &dyn DmaMemory,
+    cfg: &WalkConfig,
+    input: u64,
+    trace: &mut Trace,
+    purpose: SecondStagePurpose,
+) -> Result<Leaf, WalkFault> {
     let levels = cfg.levels.clamp(1, MAX_LEVELS);
     let mut table = cfg.root & !0xfff;
     let mut perms = Perms {
@@ -93,27 +127,42 @@ pub(crate) fn walk(mem: &dyn DmaMemory, cfg: &WalkConfig, iova: u64) -> Result<L
     };
     for level in (1..=levels).rev() {
         let shift = 12 + 9 * (level - 1);
-        let index = (iova >> shift) & 0x1ff;
-        let entry = mem
-            .read_u64(table + index * 8)
-            .map_err(|_| WalkFault::Access {
+        let index = (input >> shift) & 0x1ff;
+        let address = table + index * 8;
+        let structure = Structure::SecondStage {
+            level,
+            input,
+            purpose,
+        };
+        let Ok(entry) = mem.read_u64(address) else {
+            trace.unreadable(structure, address, index);
+            return Err(WalkFault::Access {
                 level,
                 top: level == levels,
-            })?;
+            });
+        };
+        trace.step(|| {
+            lookup::step(
+                structure,
+                address,
+                index,
+                &[entry],
+                decode::second_stage(entry, level),
+            )
+        });
         perms.read &= entry & 1 != 0;
         perms.write &= entry & 2 != 0;
         if entry & 3 == 0 {
+            trace.blame();
             return Err(WalkFault::NotPresent { level, perms });
         }
         let ps = entry & (1 << 7) != 0;
         let is_leaf =
             level == 1 || (ps && ((level == 2 && cfg.large_2m) || (level == 3 && cfg.large_1g)));
-        if ps && level > 1 && !is_leaf {
-            // PS set where that page size is not supported.
-            return Err(WalkFault::Reserved { level });
-        }
         let leaf_shift = is_leaf.then_some(shift);
-        if entry & reserved_mask(cfg, level, leaf_shift) != 0 {
+        // PS set where that page size is not supported is reserved too.
+        if (ps && level > 1 && !is_leaf) || entry & reserved_mask(cfg, level, leaf_shift) != 0 {
+            trace.blame();
             return Err(WalkFault::Reserved { level });
         }
         let addr = entry & 0x000f_ffff_ffff_f000;
@@ -137,7 +186,6 @@ mod tests {
 
     fn cfg(root: u64, levels: u32) -> WalkConfig {
         WalkConfig {
-            stage: Stage::Second,
             root,
             levels,
             haw: 48,
@@ -233,9 +281,64 @@ mod tests {
         nosc.snoop = false;
         m.write_u64(0x3000, 0x9003 | 1 << 11).unwrap();
         assert_eq!(walk(&m, &nosc, 0), Err(WalkFault::Reserved { level: 1 }));
-        let mut first = cfg(0x1000, 3);
-        first.stage = Stage::First;
-        assert_eq!(walk(&m, &first, 0), Err(WalkFault::Unsupported));
+    }
+
+    #[test]
+    fn traced_walk_records_every_entry_and_blames_the_bad_one() {
+        let m = TestMemory::new(0x10_0000);
+        // L3 @0x1000 -> L2 @0x2000, whose index 1 is a 2 MiB leaf.
+        m.write_u64(0x1000, 0x2003).unwrap();
+        m.write_u64(0x2008, 0x4000_0083).unwrap();
+        let mut t = Trace::on();
+        let leaf = walk_traced(
+            &m,
+            &cfg(0x1000, 3),
+            0x2a_b123,
+            &mut t,
+            SecondStagePurpose::FirstStageOutput,
+        )
+        .unwrap();
+        assert_eq!(leaf.translate(0x2a_b123), 0x400a_b123);
+        let (steps, blamed) = t.finish_for_tests();
+        assert_eq!(blamed, None);
+        let got: Vec<(u64, u64, u64)> = steps
+            .iter()
+            .map(|s| (s.address, s.index, s.entry[0]))
+            .collect();
+        assert_eq!(got, vec![(0x1000, 0, 0x2003), (0x2008, 1, 0x4000_0083)]);
+        assert_eq!(
+            steps[1].structure,
+            Structure::SecondStage {
+                level: 2,
+                input: 0x2a_b123,
+                purpose: SecondStagePurpose::FirstStageOutput
+            }
+        );
+        assert!(steps[1].decoded.contains("PS") && steps[1].decoded.contains("0x40000000"));
+        // A not-present entry and an unreadable table are blamed.
+        let mut t = Trace::on();
+        assert!(walk_traced(
+            &m,
+            &cfg(0x1000, 3),
+            0x40_0000,
+            &mut t,
+            SecondStagePurpose::Request
+        )
+        .is_err());
+        let (steps, blamed) = t.finish_for_tests();
+        assert_eq!((steps.len(), blamed), (2, Some(1)));
+        let mut t = Trace::on();
+        assert!(walk_traced(
+            &m,
+            &cfg(0x20_0000, 3),
+            0,
+            &mut t,
+            SecondStagePurpose::Request
+        )
+        .is_err());
+        let (steps, blamed) = t.finish_for_tests();
+        assert_eq!((steps.len(), blamed), (1, Some(0)));
+        assert!(steps[0].entry.is_empty());
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn scalable_structure_faults() {
         root,
         dir,
         mut q,
-    } = setup("vtd,nfr=32");
+    } = setup("vtd,nfr=32,fl=off,nest=off");
     let top = fx.alloc();
     fx.map(top, 4, 0, 0x5000, 12, (true, true));
     assert_eq!(
@@ -161,7 +161,7 @@ fn scalable_structure_faults() {
     fx.sync(&mut q, &[cc_global()]);
     assert_eq!(fx.out(sid2, None, 0, Access::Read), Err(0x50));
     fx.wr(dir, 0);
-    // PASID entry: reserved, invalid PGTT (first-stage and nested are not offered), bad AW.
+    // PASID entry: reserved, invalid PGTT (first-stage and nested are not offered on this unit), bad AW.
     fx.set_pasid_entry(
         dir,
         0,
@@ -230,7 +230,7 @@ fn scalable_root_table_outside_ram_and_pasid_iotlb_descriptors() {
     assert_eq!(fx.out(SID, None, 0, Access::Read), Ok(0x3000));
     // PASID-based IOTLB and PASID-cache descriptors run on the 256-bit queue.
     let piotlb_all = [6 | 2 << 4 | 4 << 16, 0, 0, 0];
-    let piotlb_page = [6 | 3 << 4 | 4 << 16, 0x1000 | 1, 0, 0];
+    let piotlb_page = [6 | 3 << 4 | 4 << 16, 0x2000 | 1, 0, 0];
     fx.sync(&mut q, &[piotlb_all, piotlb_page, pc_global()]);
     let st = fx.vtd.stats();
     assert_eq!(st.invalidations["piotlb_pasid"], 1);
