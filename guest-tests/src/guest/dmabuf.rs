@@ -116,6 +116,26 @@ impl DmaBuffer {
             .collect()
     }
 
+    /// The aligned u64 at byte `off`, read with a volatile load (the IOMMU may have written it, e.g. an
+    /// accessed/dirty flag in a page-table entry); `None` when outside or unaligned.
+    pub fn read_u64(&self, off: usize) -> Option<u64> {
+        if !off.is_multiple_of(8) || off.checked_add(8)? > self.len {
+            return None;
+        }
+        // SAFETY: `off` is 8-aligned (the buffer is page aligned) and off+8 <= len: inside the live mapping.
+        Some(unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<u64>()) })
+    }
+
+    /// Stores `v` at byte `off` with a volatile store; false when outside or unaligned.
+    pub fn write_u64(&mut self, off: usize, v: u64) -> bool {
+        if !off.is_multiple_of(8) || off.checked_add(8).is_none_or(|e| e > self.len) {
+            return false;
+        }
+        // SAFETY: as in `read_u64`, with the unique borrow of `self`.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u64>(), v) };
+        true
+    }
+
     /// Guest-physical address of byte `offset`, from `pagemap` (`/proc/self/pagemap` in the guest).
     pub fn phys_addr(&self, pagemap: &Path, offset: usize) -> Result<u64, String> {
         if offset >= self.len {
@@ -177,6 +197,15 @@ mod tests {
             b.as_mut_slice()[4097] = 0xa5;
             assert_eq!(b.snapshot()[4097], 0xa5);
         }
+        let mut b = DmaBuffer::new(PAGE as usize, PAGE as usize).unwrap();
+        assert!(b.write_u64(8, 0x1122_3344_5566_7788));
+        assert_eq!(b.read_u64(8), Some(0x1122_3344_5566_7788));
+        assert_eq!(b.as_slice()[8], 0x88);
+        assert_eq!(b.read_u64(4), None);
+        assert_eq!(b.read_u64(PAGE as usize - 8), Some(0));
+        assert_eq!(b.read_u64(PAGE as usize), None);
+        assert!(!b.write_u64(PAGE as usize, 1));
+        assert!(!b.write_u64(usize::MAX - 3, 1));
         assert!(DmaBuffer::new(100, 4096).is_err());
         assert!(DmaBuffer::new(4096, 3000).is_err());
         assert!(DmaBuffer::new(0, 4096).is_err());

@@ -71,7 +71,8 @@ pub struct VtdHwInfo {
 
 /// An open `/dev/iommu`.
 pub struct Iommufd {
-    fd: IommuFd,
+    /// Shared with the HWPT calls in `super::hwpt`.
+    pub(super) fd: IommuFd,
 }
 
 impl Iommufd {

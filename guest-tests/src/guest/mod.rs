@@ -9,6 +9,7 @@ pub mod context;
 pub mod cpus;
 pub mod dma_engine;
 pub mod dmabuf;
+pub mod hwpt;
 pub mod init;
 pub mod iommufd;
 pub mod kmsg;

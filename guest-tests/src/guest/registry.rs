@@ -3,7 +3,12 @@
 
 use super::context::Context;
 use super::report::Report;
-use super::vtd::{cdev, copy, cycles, dmar_up, fault, ranges, translate, two_ioas};
+use super::vtd::nest::{
+    dma as nested_dma, faults as nested_faults, invalidate, monitor, probe, replace,
+};
+use super::vtd::{
+    cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
+};
 use super::{acpi, cpus, kmsg, memmap, msi, pci};
 
 /// One guest test.
@@ -85,6 +90,51 @@ pub const TESTS: &[TestCase] = &[
         name: "two-ioas",
         summary: "re-attaching the device to another IOAS switches the translation DMA uses",
         run: two_ioas::run,
+    },
+    TestCase {
+        name: "ir-up",
+        summary: "interrupt remapping on (x2APIC), IO-APIC and the device's MSI/MSI-X through it, exactly once each",
+        run: ir::run,
+    },
+    TestCase {
+        name: "hw-info",
+        summary: "IOMMU_GET_HW_INFO CAP/ECAP as published, with NEST, FLTS, SLTS and the configured FL5LP/FL1GP",
+        run: hw_info::run,
+    },
+    TestCase {
+        name: "default-domain",
+        summary: "the kernel's DMA domain of the test device translates with the stage ECAP implies (fault reason)",
+        run: default_domain::run,
+    },
+    TestCase {
+        name: "nested-dma",
+        summary: "DMA through guest-built stage-1 tables over the IOAS: 4 KiB, 2 MiB, 1 GiB pages, A/D flags",
+        run: nested_dma::run,
+    },
+    TestCase {
+        name: "nested-probe",
+        summary: "the translate probe of nested IOVAs returns the GPA our stage 1 + stage 2 imply",
+        run: probe::run,
+    },
+    TestCase {
+        name: "nested-invalidate",
+        summary: "stage-1 edits + IOMMU_HWPT_INVALIDATE (leaf, all, non-leaf): DMA follows the new tables",
+        run: invalidate::run,
+    },
+    TestCase {
+        name: "nested-replace",
+        summary: "replacing the attached nested HWPT (and the IOAS in between) switches DMA's tables",
+        run: replace::run,
+    },
+    TestCase {
+        name: "monitor-check",
+        summary: "nested tables stay installed while the runner walks them through the VMM monitor",
+        run: monitor::run,
+    },
+    TestCase {
+        name: "nested-faults",
+        summary: "stage-1 and stage-2 faults of nested DMA: device and DMAR log agree on first/second-stage reasons",
+        run: nested_faults::run,
     },
     TestCase {
         name: "msi",
@@ -185,6 +235,15 @@ mod tests {
             "dma-readonly",
             "map-cycles",
             "two-ioas",
+            "ir-up",
+            "hw-info",
+            "default-domain",
+            "nested-dma",
+            "nested-probe",
+            "nested-invalidate",
+            "nested-replace",
+            "monitor-check",
+            "nested-faults",
         ] {
             let r = run_one(name, &ctx());
             assert!(!r.passed(), "{name} passed without expectations");

@@ -124,22 +124,31 @@ impl MappedRegion {
             .ok()
             .filter(|&l| l > 0)
             .ok_or_else(|| format!("region {} has size {:#x}", region.index, region.size))?;
-        let off = libc::off_t::try_from(region.offset)
-            .map_err(|_| format!("region offset {:#x} too large", region.offset))?;
-        // SAFETY: a fresh shared mapping of the device fd at the region's offset; the kernel picks the address
-        // and validates offset/length. Nothing else aliases it.
+        Self::map_file(dev.file(), region.offset, len)
+            .map_err(|e| format!("region {}: {e}", region.index))
+    }
+
+    /// Maps `len` bytes of `file` at `offset` shared and writable (a VFIO region, or a sysfs `resourceN`).
+    pub fn map_file(file: &std::fs::File, offset: u64, len: usize) -> Result<Self, String> {
+        if len == 0 {
+            return Err("cannot map 0 bytes".into());
+        }
+        let off =
+            libc::off_t::try_from(offset).map_err(|_| format!("offset {offset:#x} too large"))?;
+        // SAFETY: a fresh shared mapping of the fd at `offset`; the kernel picks the address and validates
+        // offset/length. Nothing else aliases it.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                dev.file().as_raw_fd(),
+                file.as_raw_fd(),
                 off,
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(os_err(&format!("mmap region {}", region.index)));
+            return Err(os_err(&format!("mmap {len:#x} bytes at {offset:#x}")));
         }
         Ok(Self { ptr: p.cast(), len })
     }

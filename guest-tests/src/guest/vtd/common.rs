@@ -81,6 +81,16 @@ pub fn wait_fault_line(
     let bdf = s
         .bdf_parts()
         .ok_or_else(|| format!("cannot parse BDF {}", s.bdf))?;
+    wait_fault_line_for(ctx, bdf, after, iova)
+}
+
+/// [`wait_fault_line`] for device `(bus, dev, func)`.
+pub fn wait_fault_line_for(
+    ctx: &Context,
+    bdf: (u8, u8, u8),
+    after: u64,
+    iova: u64,
+) -> Result<FaultLine, String> {
     let page = iova & !0xfff;
     let t0 = Instant::now();
     loop {
