@@ -151,9 +151,32 @@ impl Vtd {
 
     /// The IOVA windows a mapping for `source_id` may use, as Linux's IOMMU_IOAS_IOVA_RANGES reports
     /// them: the aperture [0, 2^MGAW - 1], minus the interrupt range 0xfee00000-0xfeefffff, minus the
-    /// RMRRs of that device.
+    /// RMRRs of that device. This is the second-stage (IOAS) view; see
+    /// [`Vtd::permitted_ranges_first_stage`] for first-stage and nested address spaces.
     pub fn permitted_ranges(&self, source_id: u16) -> PermittedRanges {
-        let aperture = PermittedRanges::single(IovaWindow::aperture(self.cfg.aw_bits));
+        self.minus_holes(
+            source_id,
+            PermittedRanges::single(IovaWindow::aperture(self.cfg.aw_bits)),
+        )
+    }
+
+    /// The IOVA windows of a first-stage or nested address space with `addr_width`-bit input (48 for
+    /// 4-level, 57 for 5-level tables, as iommufd's VTD_S1 `addr_width`): the canonical lower half
+    /// [0, 2^(addr_width-1) - 1] that Linux gives first-stage domains (the hardware would also
+    /// translate the upper canonical half), minus the interrupt range and the device's RMRRs. Empty
+    /// when the unit cannot walk such tables (no ECAP.FLTS, or 57 without CAP.FL5LP).
+    pub fn permitted_ranges_first_stage(&self, source_id: u16, addr_width: u32) -> PermittedRanges {
+        let hw = Hw::new(&self.cfg);
+        let supported = hw.flts && (addr_width == 48 || (addr_width == 57 && hw.fl5lp));
+        if !supported {
+            return PermittedRanges::empty();
+        }
+        let lower_half = IovaWindow::aperture(addr_width - 1);
+        self.minus_holes(source_id, PermittedRanges::single(lower_half))
+    }
+
+    /// `windows` minus the interrupt range and the RMRRs of `source_id`.
+    fn minus_holes(&self, source_id: u16, windows: PermittedRanges) -> PermittedRanges {
         let msi = IovaWindow {
             first: regs::MSI_FIRST,
             last: regs::MSI_LAST,
@@ -163,7 +186,7 @@ impl Vtd {
             .iter()
             .filter(|r| r.bdf == source_id)
             .filter_map(|r| IovaWindow::new(r.base, r.end))
-            .fold(aperture.subtract(msi), |acc, hole| acc.subtract(hole))
+            .fold(windows.subtract(msi), |acc, hole| acc.subtract(hole))
     }
 
     /// A snapshot of the unit's counters.

@@ -4,9 +4,13 @@
 mod bringup;
 mod caching;
 mod faults;
+mod first_stage;
+mod fs_util;
 mod fuzz;
 mod ir;
 mod legacy;
+mod lookup;
+mod nested;
 mod qi;
 mod scalable;
 
