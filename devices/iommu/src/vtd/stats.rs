@@ -20,7 +20,8 @@ pub struct VtdStats {
     pub context_cache_misses: u64,
     pub pasid_cache_hits: u64,
     pub pasid_cache_misses: u64,
-    /// Second-stage page-table walks.
+    /// Page-table walks (IOTLB misses): second-stage, first-stage or nested (a nested walk, with its
+    /// second-stage walks of the first-stage tables, counts once).
     pub walks: u64,
     /// Every fault returned, keyed by reason code ("0x06").
     pub faults_by_reason: BTreeMap<String, u64>,
