@@ -9,7 +9,7 @@ use super::exec::{Captured, Sink};
 use super::hostmode::HostMode;
 use super::paths::{elf_is_dynamic, Setup};
 use super::scenario::Scenario;
-use super::{expect, native, tcg};
+use super::{expect, monitor, native, tcg};
 use crate::guest::init::USERSPACE_UP;
 
 /// The output of one boot plus where the VMM started and ended (relative to the child's spawn).
@@ -91,14 +91,22 @@ pub fn boot(
     let inner = vmm_timeout(timeout);
     match mode {
         HostMode::Native => {
-            let args = native::vmm_run_args(
+            let mut args = native::vmm_run_args(
                 &setup.kernel.display().to_string(),
                 &p.guest_initrd.display().to_string(),
                 &p.cmdline,
                 &machine,
                 inner,
             );
-            native::run(&setup.iovmm, &args, timeout, sink)
+            if !p.scenario.wants_monitor() {
+                return native::run(&setup.iovmm, &args, timeout, sink);
+            }
+            let socket = setup.work.join(format!("{}-monitor.sock", p.scenario.name));
+            let _ = std::fs::remove_file(&socket);
+            args.extend(["--monitor".to_string(), socket.display().to_string()]);
+            native::run_watched(&setup.iovmm, &args, timeout, sink, &mut |line| {
+                monitor::answer(&setup.iovmm, &socket, line)
+            })
         }
         HostMode::Tcg => {
             setup.check(&[&setup.testhost_kernel, &setup.testhost_initrd])?;
@@ -120,8 +128,13 @@ pub fn boot(
                 &machine,
                 inner,
             );
+            let script = if p.scenario.wants_monitor() {
+                tcg::run_script_with_monitor(&args)
+            } else {
+                tcg::run_script(&args)
+            };
             let archive = tcg::scenario_archive(
-                &tcg::run_script(&args),
+                &script,
                 &iovmm,
                 &read(&setup.kernel)?,
                 &read(&p.guest_initrd)?,

@@ -72,8 +72,47 @@ fn kill(child: &mut Child) {
     let _ = child.kill();
 }
 
+/// Echoes and logs one output chunk; returns it as a line without its newline.
+fn emit(sink: &mut Sink<'_>, is_err: bool, bytes: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    if sink.echo {
+        if is_err {
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(bytes);
+            if !bytes.ends_with(b"\n") {
+                let _ = e.write_all(b"\n");
+            }
+        } else {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(bytes);
+            if !bytes.ends_with(b"\n") {
+                let _ = o.write_all(b"\n");
+            }
+            let _ = o.flush();
+        }
+    }
+    if let Some(log) = sink.log.as_mut() {
+        let _ = writeln!(log, "{text}");
+    }
+    text
+}
+
 /// Spawns `cmd` (stdin closed, stdout/stderr piped) and collects its output until it exits or `timeout`.
-pub fn run(mut cmd: Command, timeout: Duration, sink: &mut Sink<'_>) -> Result<Captured, String> {
+pub fn run(cmd: Command, timeout: Duration, sink: &mut Sink<'_>) -> Result<Captured, String> {
+    run_watched(cmd, timeout, sink, &mut |_| None)
+}
+
+/// [`run`], calling `watch` with every stdout line as it arrives; a line it returns is recorded (and echoed,
+/// logged) right after, as if the child had printed it. The child keeps running meanwhile.
+pub fn run_watched(
+    mut cmd: Command,
+    timeout: Duration,
+    sink: &mut Sink<'_>,
+    watch: &mut dyn FnMut(&str) -> Option<String>,
+) -> Result<Captured, String> {
     let prog = format!("{:?}", cmd.get_program());
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -115,34 +154,21 @@ pub fn run(mut cmd: Command, timeout: Duration, sink: &mut Sink<'_>) -> Result<C
         let wait = (limit - now).min(Duration::from_millis(100));
         match rx.recv_timeout(wait) {
             Ok((is_err, bytes, at)) => {
-                let mut text = String::from_utf8_lossy(&bytes).into_owned();
-                if text.ends_with('\n') {
-                    text.pop();
-                }
-                if sink.echo {
-                    if is_err {
-                        let mut e = std::io::stderr().lock();
-                        let _ = e.write_all(&bytes);
-                        if !bytes.ends_with(b"\n") {
-                            let _ = e.write_all(b"\n");
-                        }
-                    } else {
-                        let mut o = std::io::stdout().lock();
-                        let _ = o.write_all(&bytes);
-                        if !bytes.ends_with(b"\n") {
-                            let _ = o.write_all(b"\n");
-                        }
-                        let _ = o.flush();
-                    }
-                }
-                if let Some(log) = sink.log.as_mut() {
-                    let _ = writeln!(log, "{text}");
-                }
+                let text = emit(sink, is_err, &bytes);
+                let answer = if is_err { None } else { watch(&text) };
                 lines.push(Line {
                     at: at.saturating_duration_since(start),
                     stderr: is_err,
                     text,
                 });
+                if let Some(a) = answer {
+                    let text = emit(sink, false, format!("{a}\n").as_bytes());
+                    lines.push(Line {
+                        at: Instant::now().saturating_duration_since(start),
+                        stderr: false,
+                        text,
+                    });
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -241,6 +267,35 @@ mod tests {
         assert_eq!(c.code, None);
         assert!(t0.elapsed() < Duration::from_secs(10));
         assert!(c.first("started").is_some());
+    }
+
+    #[test]
+    fn watch_answers_lines_in_place() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo ask 7; echo other >&2; echo ask 8; echo done"]);
+        let mut log = Vec::new();
+        let mut sink = Sink {
+            echo: false,
+            log: Some(&mut log),
+        };
+        let mut seen = Vec::new();
+        let c = run_watched(cmd, Duration::from_secs(10), &mut sink, &mut |l| {
+            seen.push(l.to_string());
+            l.strip_prefix("ask ").map(|n| format!("answer {n}"))
+        })
+        .unwrap();
+        let out: Vec<&str> = c
+            .lines
+            .iter()
+            .filter(|l| !l.stderr)
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(out, vec!["ask 7", "answer 7", "ask 8", "answer 8", "done"]);
+        // stderr lines are not shown to the watcher.
+        assert_eq!(seen, vec!["ask 7", "ask 8", "done"]);
+        assert!(String::from_utf8(log)
+            .unwrap()
+            .contains("ask 8\nanswer 8\n"));
     }
 
     #[test]

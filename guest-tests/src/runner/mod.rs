@@ -9,6 +9,7 @@ pub mod expect;
 pub mod hostmode;
 pub mod junit;
 pub mod ktap;
+pub mod monitor;
 pub mod native;
 pub mod paths;
 pub mod run;

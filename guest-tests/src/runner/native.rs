@@ -37,9 +37,20 @@ pub fn run(
     timeout: Duration,
     sink: &mut Sink<'_>,
 ) -> Result<BootRun, String> {
+    run_watched(iovmm, args, timeout, sink, &mut |_| None)
+}
+
+/// [`run`] with a watcher of the console lines (see [`exec::run_watched`]).
+pub fn run_watched(
+    iovmm: &Path,
+    args: &[String],
+    timeout: Duration,
+    sink: &mut Sink<'_>,
+    watch: &mut dyn FnMut(&str) -> Option<String>,
+) -> Result<BootRun, String> {
     let mut cmd = Command::new(iovmm);
     cmd.args(args);
-    let captured = exec::run(cmd, timeout, sink)?;
+    let captured = exec::run_watched(cmd, timeout, sink, watch)?;
     let end = captured.elapsed;
     Ok(BootRun {
         vmm_status: if captured.timed_out {

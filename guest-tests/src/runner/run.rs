@@ -9,6 +9,7 @@ use super::exec::Sink;
 use super::hostmode::{self, HostMode, HostModeChoice, HostProbe};
 use super::junit;
 use super::ktap;
+use super::monitor;
 use super::paths::{Overrides, Setup};
 use super::scenario::{self, Scenario};
 use super::verdict::{self, RunFacts};
@@ -45,11 +46,13 @@ pub fn facts_from(sc: &Scenario, boot: &Result<BootRun, String>, timeout: Durati
         scenario: sc.name.to_string(),
         planned: sc.test_names(),
         timeout_secs: timeout.as_secs(),
+        monitor_expected: sc.wants_monitor(),
         ..Default::default()
     };
     match boot {
         Ok(b) => {
             f.ktap = ktap::parse(b.captured.texts());
+            f.monitor_results = monitor::results(b.captured.texts());
             f.vmm_status = b.vmm_status;
             f.timed_out = b.captured.timed_out;
             f.vmm_messages = b.vmm_messages();

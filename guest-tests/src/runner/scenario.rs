@@ -55,6 +55,53 @@ pub const VTD_LEGACY_CMDLINE: &[&str] =
 pub const VTD_SCALABLE_CMDLINE: &[&str] =
     &["intel_iommu=on,sm_on", "iommufd.allow_unsafe_interrupts=1"];
 
+/// Guest tests of the nested-translation scenarios: clean boot and interrupt remapping first, then the nested
+/// HWPT tests (faults last), with one second-stage-only DMA test as a baseline beside them.
+pub const VTD_NESTED_TESTS: &[&str] = &[
+    "dmar-up",
+    "acpi-tables",
+    "pci-devices",
+    "kernel-log",
+    "ir-up",
+    "hw-info",
+    "vfio-cdev",
+    "dma-copy",
+    "nested-dma",
+    "nested-probe",
+    "nested-invalidate",
+    "nested-replace",
+    "monitor-check",
+    "nested-faults",
+];
+
+/// Guest tests of the first-stage scenario: the kernel's own DMA domain (first-stage tables) before anything
+/// binds the device, interrupt remapping, and the second-stage iommufd tests with FLTS present.
+pub const VTD_FIRST_STAGE_TESTS: &[&str] = &[
+    "dmar-up",
+    "acpi-tables",
+    "pci-devices",
+    "kernel-log",
+    "default-domain",
+    "ir-up",
+    "hw-info",
+    "vfio-cdev",
+    "iova-ranges",
+    "dma-copy",
+    "translate-probe",
+    "map-cycles",
+    "dma-fault",
+    "dma-readonly",
+    "two-ioas",
+];
+
+/// Guest command line of the scenarios with interrupt remapping: no `iommufd.allow_unsafe_interrupts`, so the
+/// iommufd bind itself proves MSI isolation.
+pub const VTD_IR_CMDLINE: &[&str] = &["intel_iommu=on,sm_on"];
+
+/// The `--iommu` options of the nested / first-stage scenarios.
+pub const VTD_NESTED_OPTIONS: &str = "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on";
+pub const VTD_NESTED_57_OPTIONS: &str = "vtd,aw=57,sm=on,fl=on,nest=on,fl5=on,ir=on,eim=on";
+
 /// The RMRR the `vtd-rmrr*` scenarios give device 00:05.0 (a slot no device occupies): 1 MiB at 127 MiB.
 pub const RMRR_OPTION: &str = "rmrr=0x7f00000-0x7ffffff@00:05.0";
 
@@ -152,6 +199,53 @@ pub const SCENARIOS: &[Scenario] = &[
         VTD_SCALABLE_CMDLINE,
         VTD_RMRR_TESTS,
     ),
+    vtd(
+        "vtd-nested",
+        "VT-d nesting (48-bit, 4-level stage 1) with interrupt remapping: guest-built stage-1 tables over an \
+         iommufd nest parent, DMA/probe/invalidate/replace/faults, the VMM monitor's walk of them",
+        &["--iommu", VTD_NESTED_OPTIONS],
+        VTD_IR_CMDLINE,
+        VTD_NESTED_TESTS,
+    ),
+    vtd(
+        "vtd-nested-nocache",
+        "vtd-nested with the model's translation caches off",
+        &["--iommu", "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on,caching=off"],
+        VTD_IR_CMDLINE,
+        VTD_NESTED_TESTS,
+    ),
+    vtd(
+        "vtd-nested-57",
+        "vtd-nested with a 57-bit unit and 5-level stage-1 tables (addr_width 57)",
+        &["--iommu", VTD_NESTED_57_OPTIONS],
+        VTD_IR_CMDLINE,
+        VTD_NESTED_TESTS,
+    ),
+    vtd(
+        "vtd-nested-57-nocache",
+        "vtd-nested-57 with the model's translation caches off",
+        &[
+            "--iommu",
+            "vtd,aw=57,sm=on,fl=on,nest=on,fl5=on,ir=on,eim=on,caching=off",
+        ],
+        VTD_IR_CMDLINE,
+        VTD_NESTED_TESTS,
+    ),
+    vtd(
+        "vtd-first-stage",
+        "VT-d with first- and second-stage tables and interrupt remapping: the kernel's DMA domain is \
+         first-stage (observable through a fault), the iommufd second-stage tests still pass",
+        &["--iommu", VTD_NESTED_OPTIONS],
+        VTD_IR_CMDLINE,
+        VTD_FIRST_STAGE_TESTS,
+    ),
+    vtd(
+        "vtd-first-stage-nocache",
+        "vtd-first-stage with the model's translation caches off",
+        &["--iommu", "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on,caching=off"],
+        VTD_IR_CMDLINE,
+        VTD_FIRST_STAGE_TESTS,
+    ),
 ];
 
 /// Looks a scenario up by name.
@@ -186,7 +280,15 @@ impl Scenario {
     pub fn test_names(&self) -> Vec<String> {
         self.tests.iter().map(|s| s.to_string()).collect()
     }
+
+    /// Whether the VMM runs with its monitor socket and the runner answers the guest's `monitor-check`.
+    pub fn wants_monitor(&self) -> bool {
+        self.tests.contains(&MONITOR_TEST)
+    }
 }
+
+/// The guest test that asks the runner to walk its tables through the VMM monitor.
+pub const MONITOR_TEST: &str = "monitor-check";
 
 /// Tests that bind the test device to vfio-pci (the bind logs warnings).
 pub const BINDING_TESTS: &[&str] = &[
@@ -200,10 +302,28 @@ pub const BINDING_TESTS: &[&str] = &[
     "dma-fault",
     "dma-readonly",
     "two-ioas",
+    "ir-up",
+    "hw-info",
+    "default-domain",
+    "nested-dma",
+    "nested-probe",
+    "nested-invalidate",
+    "nested-replace",
+    "monitor-check",
+    "nested-faults",
 ];
 
 /// Tests that provoke DMA faults (the driver logs them at error level).
-pub const FAULTING_TESTS: &[&str] = &["dma-fault", "dma-readonly", "two-ioas"];
+pub const FAULTING_TESTS: &[&str] = &[
+    "dma-fault",
+    "dma-readonly",
+    "two-ioas",
+    "default-domain",
+    "nested-dma",
+    "nested-probe",
+    "nested-replace",
+    "nested-faults",
+];
 
 #[cfg(test)]
 mod tests {
@@ -265,6 +385,33 @@ mod tests {
             );
         }
         assert!(find("vtd-rmrr").unwrap().vmm_args[1].ends_with(RMRR_OPTION));
+    }
+
+    #[test]
+    fn nested_and_first_stage_scenarios() {
+        for name in ["vtd-nested", "vtd-nested-57", "vtd-first-stage"] {
+            let s = find(name).unwrap();
+            let c = s.guest_cmdline();
+            // Interrupt remapping: the iommufd bind must work without the escape hatch.
+            assert!(!c.contains("allow_unsafe_interrupts"), "{c}");
+            assert!(c.ends_with(" intel_iommu=on,sm_on"), "{c}");
+            assert!(s.cpus > 1, "x2APIC remapping wants several vCPUs");
+            let opt = s.vmm_args[1];
+            for o in ["sm=on", "fl=on", "nest=on", "ir=on", "eim=on"] {
+                assert!(opt.split(',').any(|x| x == o), "{name}: {opt} lacks {o}");
+            }
+            assert!(s.tests.contains(&"ir-up") && s.tests.contains(&"hw-info"));
+        }
+        assert!(find("vtd-nested-57").unwrap().vmm_args[1].contains("aw=57,"));
+        assert!(find("vtd-nested-57").unwrap().vmm_args[1].contains(",fl5=on"));
+        assert!(find("vtd-nested").unwrap().wants_monitor());
+        assert!(!find("vtd-first-stage").unwrap().wants_monitor());
+        assert!(!find("vtd-scalable").unwrap().wants_monitor());
+        // The kernel's DMA domain is probed before anything binds the device.
+        let fs = find("vtd-first-stage").unwrap().tests;
+        let pos = |n: &str| fs.iter().position(|t| *t == n).unwrap();
+        assert!(pos("default-domain") < pos("ir-up"));
+        assert!(pos("default-domain") < pos("vfio-cdev"));
     }
 
     #[test]

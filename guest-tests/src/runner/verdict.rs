@@ -5,6 +5,7 @@
 
 use super::junit::{Case, CaseOutcome, Suite};
 use super::ktap::{Ktap, Status};
+use super::monitor;
 
 /// Name of the synthetic case that checks the run itself.
 pub const RUN_CASE: &str = "vmm-exit";
@@ -24,6 +25,10 @@ pub struct RunFacts {
     pub setup_error: Option<String>,
     /// `iovmm: ...` lines from the VMM, shown with a failing run case.
     pub vmm_messages: Vec<String>,
+    /// The scenario has a `monitor-check`: the run must contain the runner's answer (case [`monitor::CASE`]).
+    pub monitor_expected: bool,
+    /// The `iovmm-monitor-check:` answers found in the output (`Err(why)` for `not ok`).
+    pub monitor_results: Vec<Result<String, String>>,
 }
 
 /// Cases and counts.
@@ -147,6 +152,42 @@ fn run_case(f: &RunFacts, guest_failed: bool, classname: &str) -> Case {
     }
 }
 
+/// The case for the runner's walk of the guest's tables through the VMM monitor.
+fn monitor_case(f: &RunFacts, classname: &str) -> Case {
+    let failures: Vec<&String> = f
+        .monitor_results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
+    let outcome = if f.monitor_results.is_empty() {
+        let why = format!(
+            "no \"{}\" line: the guest never printed its monitor-check request, or nobody answered it ({})",
+            monitor::RESULT,
+            missing_reason(f)
+        );
+        CaseOutcome::Fail {
+            message: why.clone(),
+            details: why,
+        }
+    } else if let Some(first) = failures.first() {
+        CaseOutcome::Fail {
+            message: (*first).clone(),
+            details: failures
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    } else {
+        CaseOutcome::Pass
+    };
+    Case {
+        name: monitor::CASE.to_string(),
+        classname: classname.to_string(),
+        outcome,
+    }
+}
+
 /// Judges one run.
 pub fn judge(f: &RunFacts) -> Verdict {
     let classname = format!("iovmm.{}", f.scenario);
@@ -205,6 +246,9 @@ pub fn judge(f: &RunFacts) -> Verdict {
         };
         cases.push(case);
     }
+    if f.monitor_expected {
+        cases.push(monitor_case(f, &classname));
+    }
     cases.push(run_case(f, guest_failed, &classname));
     let failed = cases
         .iter()
@@ -237,7 +281,44 @@ mod tests {
             timeout_secs: 60,
             setup_error: None,
             vmm_messages: vec![],
+            monitor_expected: false,
+            monitor_results: vec![],
         }
+    }
+
+    #[test]
+    fn monitor_case_needs_an_ok_answer() {
+        let lines = [
+            "KTAP version 1",
+            "1..3",
+            "ok 1 cpus",
+            "ok 2 memory-map",
+            "ok 3 msi",
+        ];
+        let mut f = facts(&lines, Some(0));
+        f.monitor_expected = true;
+        let v = judge(&f);
+        assert_eq!((v.passed, v.failed), (4, 1));
+        let c = &v.cases[3];
+        assert_eq!(c.name, "monitor-walk");
+        assert!(
+            matches!(&c.outcome, CaseOutcome::Fail { message, .. } if message.contains("never printed")),
+            "{c:?}"
+        );
+        f.monitor_results = vec![Ok("0x1 -> 0x2".into())];
+        let v = judge(&f);
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.cases.len(), 5);
+        f.monitor_results
+            .push(Err("output 0x3, expected 0x2".into()));
+        let v = judge(&f);
+        assert!(
+            matches!(&v.cases[3].outcome, CaseOutcome::Fail { message, .. } if message == "output 0x3, expected 0x2")
+        );
+        // The VMM status expectation is the guest's alone.
+        assert_eq!(v.cases[4].outcome, CaseOutcome::Pass);
+        f.monitor_expected = false;
+        assert_eq!(judge(&f).cases.len(), 4);
     }
 
     #[test]

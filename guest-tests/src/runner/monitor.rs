@@ -1,0 +1,334 @@
+//! The host half of the guest's `monitor-check`: when the guest prints
+//! `iovmm-guest: monitor-check source=.. iova=.. expect-output=.. expect-levels=N` (its nested tables stay
+//! installed for a few seconds), ask the running VMM's monitor to walk that IOVA
+//! (`iovmm debug translate --monitor SOCK --source .. --iova .. --json`) and compare the walk's final output
+//! address (`.result.output`) and its number of first-stage steps with the expectation. The answer is one line,
+//! `iovmm-monitor-check: ok ...` or `iovmm-monitor-check: not ok <why>`, which the verdict turns into the
+//! JUnit case [`CASE`] (no line at all is a failure).
+//!
+//! Native mode does this in Rust ([`answer`]); inside the TCG test host a busybox-sh loop in `run.sh` does the
+//! same with sed and grep ([`shell_function`]), since the test host has no Rust tooling and no jq.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::guest::vtd::nest::monitor::Request;
+
+/// Prefix of the answer line.
+pub const RESULT: &str = "iovmm-monitor-check:";
+/// The JUnit case the answer becomes.
+pub const CASE: &str = "monitor-walk";
+/// Where the monitor socket lives inside the test host.
+pub const HOST_SOCKET: &str = "/tmp/iovmm.sock";
+
+/// What the walk said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walked {
+    pub output: Option<u64>,
+    pub first_stage_steps: usize,
+}
+
+/// Whether a step's `structure` is a first-stage paging entry: an object `{"kind": "first-stage", ..}` or a
+/// string naming it.
+fn is_first_stage(structure: &serde_json::Value) -> bool {
+    match structure {
+        serde_json::Value::String(s) => s.starts_with("first-stage"),
+        serde_json::Value::Object(o) => {
+            o.get("kind").and_then(|k| k.as_str()) == Some("first-stage")
+        }
+        _ => false,
+    }
+}
+
+/// Reads `iovmm debug translate --json` output.
+pub fn parse_walk(json: &str) -> Result<Walked, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("translate answer is not JSON: {e}"))?;
+    let steps = v["steps"]
+        .as_array()
+        .ok_or_else(|| "translate answer has no steps array".to_string())?;
+    Ok(Walked {
+        output: v["result"]["output"].as_u64(),
+        first_stage_steps: steps
+            .iter()
+            .filter(|s| is_first_stage(&s["structure"]))
+            .count(),
+    })
+}
+
+/// Compares a walk with the request; the answer line.
+pub fn judge(req: &Request, walked: &Walked, json: &str) -> String {
+    let mut why = Vec::new();
+    match walked.output {
+        Some(o) if o == req.output => {}
+        Some(o) => why.push(format!("output {o:#x}, expected {:#x}", req.output)),
+        None => why.push(format!(
+            "no result.output (fault?): {}",
+            json.split_whitespace()
+                .collect::<String>()
+                .chars()
+                .take(300)
+                .collect::<String>()
+        )),
+    }
+    if walked.first_stage_steps != usize::from(req.levels) {
+        why.push(format!(
+            "{} first-stage steps, expected {}",
+            walked.first_stage_steps, req.levels
+        ));
+    }
+    if why.is_empty() {
+        format!(
+            "{RESULT} ok {:#x} -> {:#x} in {} first-stage steps",
+            req.iova, req.output, req.levels
+        )
+    } else {
+        format!("{RESULT} not ok {}", why.join("; "))
+    }
+}
+
+/// The `iovmm debug translate` arguments for `req`.
+pub fn translate_args(socket: &str, req: &Request) -> Vec<String> {
+    vec![
+        "debug".into(),
+        "translate".into(),
+        "--monitor".into(),
+        socket.into(),
+        "--source".into(),
+        req.source.clone(),
+        "--iova".into(),
+        format!("{:#x}", req.iova),
+        "--json".into(),
+    ]
+}
+
+/// Native mode: answers a console line if it is a monitor-check request.
+pub fn answer(iovmm: &Path, socket: &Path, line: &str) -> Option<String> {
+    let req = Request::parse(line)?;
+    let out = Command::new(iovmm)
+        .args(translate_args(&socket.display().to_string(), &req))
+        .output();
+    Some(match out {
+        Err(e) => format!("{RESULT} not ok cannot run {}: {e}", iovmm.display()),
+        Ok(o) if !o.status.success() => format!(
+            "{RESULT} not ok iovmm debug translate failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Ok(o) => {
+            let json = String::from_utf8_lossy(&o.stdout);
+            match parse_walk(&json) {
+                Ok(w) => judge(&req, &w, &json),
+                Err(e) => format!("{RESULT} not ok {e}"),
+            }
+        }
+    })
+}
+
+/// The busybox-sh function `run.sh` calls with a request line (see the module doc). It counts first-stage
+/// steps as occurrences of a first-stage structure in the JSON, and takes the first numeric `"output":`
+/// (only the result has one).
+pub fn shell_function(iovmm: &str) -> String {
+    format!(
+        r#"monitor_check() {{
+    l=$(printf '%s' "$1" | tr -d '\r')
+    src=$(printf '%s\n' "$l" | sed -n 's/.* source=\([^ ]*\).*/\1/p')
+    iova=$(printf '%s\n' "$l" | sed -n 's/.* iova=\(0x[0-9a-f]*\).*/\1/p')
+    want=$(printf '%s\n' "$l" | sed -n 's/.* expect-output=\(0x[0-9a-f]*\).*/\1/p')
+    levels=$(printf '%s\n' "$l" | sed -n 's/.* expect-levels=\([0-9]*\).*/\1/p')
+    if [ -z "$src" ] || [ -z "$iova" ] || [ -z "$want" ] || [ -z "$levels" ]; then
+        echo "{RESULT} not ok cannot parse the request: $l"
+        return
+    fi
+    if ! {iovmm} debug translate --monitor {HOST_SOCKET} --source "$src" --iova "$iova" --json \
+            >${{TMPDIR:-/tmp}}/monitor-check.json 2>${{TMPDIR:-/tmp}}/monitor-check.err; then
+        echo "{RESULT} not ok iovmm debug translate failed: $(tr '\n' ' ' <${{TMPDIR:-/tmp}}/monitor-check.err | cut -c1-300)"
+        return
+    fi
+    out=$(sed -n 's/.*"output": *\([0-9][0-9]*\).*/\1/p' ${{TMPDIR:-/tmp}}/monitor-check.json | head -n 1)
+    fs=$(grep -o -e '"kind": *"first-stage"' -e '"structure": *"first-stage' ${{TMPDIR:-/tmp}}/monitor-check.json | wc -l)
+    fs=$((fs))
+    why=""
+    if [ -z "$out" ]; then
+        why="no result.output (fault?): $(tr -d ' \n' <${{TMPDIR:-/tmp}}/monitor-check.json | cut -c1-300)"
+    elif [ "$((out))" != "$((want))" ]; then
+        why="output $(printf '%#x' "$out"), expected $want"
+    fi
+    if [ "$fs" != "$levels" ]; then
+        why="${{why:+$why; }}$fs first-stage steps, expected $levels"
+    fi
+    if [ -z "$why" ]; then
+        echo "{RESULT} ok $iova -> $want in $levels first-stage steps"
+    else
+        echo "{RESULT} not ok $why"
+    fi
+}}
+"#
+    )
+}
+
+/// The answer lines in a run's output: `Ok(summary)` for `ok`, `Err(why)` for `not ok`.
+pub fn results<'a, I: IntoIterator<Item = &'a str>>(lines: I) -> Vec<Result<String, String>> {
+    lines
+        .into_iter()
+        .filter_map(|l| {
+            let l = crate::runner::ktap::normalize(l);
+            let rest = l[l.find(RESULT)? + RESULT.len()..].trim().to_string();
+            Some(match rest.strip_prefix("not ok") {
+                Some(why) => Err(why.trim().to_string()),
+                None => Ok(rest.strip_prefix("ok").unwrap_or(&rest).trim().to_string()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> Request {
+        Request {
+            source: "00:03.0".into(),
+            iova: 0x6_0000_02a8,
+            output: 0x1234_52a8,
+            levels: 4,
+        }
+    }
+
+    /// A walk in the shape `iovmm debug translate --json` prints (pretty JSON), with `fs` first-stage steps
+    /// interleaved with second-stage ones.
+    fn walk_json(output: Option<u64>, fs: u32) -> String {
+        let mut steps = vec![
+            serde_json::json!({"structure": {"kind": "root-entry"}, "address": 4096, "index": 0, "raw": [1, 0], "decoded": "P", "depth": 0}),
+            serde_json::json!({"structure": {"kind": "pasid-table"}, "address": 8192, "index": 0, "raw": [1], "decoded": "PGTT nested output", "depth": 0}),
+        ];
+        for l in (1..=fs).rev() {
+            steps.push(serde_json::json!({"structure": {"kind": "second-stage", "level": 1, "input": 1, "purpose": {"first-stage-table": l}}, "address": 1, "index": 1, "raw": [3], "decoded": "R W first-stage", "depth": 1}));
+            steps.push(serde_json::json!({"structure": {"kind": "first-stage", "level": l}, "address": 1, "index": 1, "raw": [7], "decoded": "P RW US", "depth": 0}));
+        }
+        let result =
+            output.map(|o| serde_json::json!({"output": o, "page_size": 4096, "perms": "rw"}));
+        serde_json::to_string_pretty(&serde_json::json!({
+            "iova": 0x6_0000_02a8u64,
+            "steps": steps,
+            "result": result,
+            "fault": serde_json::Value::Null,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn judges_walks() {
+        let j = walk_json(Some(0x1234_52a8), 4);
+        let w = parse_walk(&j).unwrap();
+        assert_eq!(
+            w,
+            Walked {
+                output: Some(0x1234_52a8),
+                first_stage_steps: 4
+            }
+        );
+        assert_eq!(
+            judge(&req(), &w, &j),
+            "iovmm-monitor-check: ok 0x6000002a8 -> 0x123452a8 in 4 first-stage steps"
+        );
+        let j = walk_json(Some(0x1234_5000), 5);
+        let l = judge(&req(), &parse_walk(&j).unwrap(), &j);
+        assert_eq!(
+            l,
+            "iovmm-monitor-check: not ok output 0x12345000, expected 0x123452a8; 5 first-stage steps, expected 4"
+        );
+        let j = walk_json(None, 2);
+        assert!(judge(&req(), &parse_walk(&j).unwrap(), &j).contains("not ok no result.output"));
+        assert!(parse_walk("{").is_err());
+        assert!(parse_walk("{}").is_err());
+        // A string-shaped structure counts too.
+        let w = parse_walk(r#"{"steps":[{"structure":"first-stage L4"},{"structure":"root-entry"}],"result":{"output":5}}"#)
+            .unwrap();
+        assert_eq!((w.output, w.first_stage_steps), (Some(5), 1));
+    }
+
+    #[test]
+    fn parses_answer_lines() {
+        let r = results([
+            "noise",
+            "iovmm-monitor-check: ok 0x1 -> 0x2 in 4 first-stage steps\r",
+            "[ 1.0] iovmm-monitor-check: not ok output 0x1, expected 0x2",
+        ]);
+        assert_eq!(
+            r,
+            vec![
+                Ok("0x1 -> 0x2 in 4 first-stage steps".to_string()),
+                Err("output 0x1, expected 0x2".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn translate_command_line() {
+        assert_eq!(
+            translate_args("/tmp/s", &req()).join(" "),
+            "debug translate --monitor /tmp/s --source 00:03.0 --iova 0x6000002a8 --json"
+        );
+    }
+
+    /// The busybox function against a fake iovmm that prints a canned walk: same verdicts as [`judge`].
+    #[test]
+    fn shell_function_agrees_with_judge() {
+        let sh = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
+        let Some(busybox) = sh else {
+            eprintln!("busybox not installed: skipping the shell check");
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("guest-tests-mc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, json, want_ok) in [
+            ("good", walk_json(Some(0x1234_52a8), 4), true),
+            ("wrong", walk_json(Some(0x1234_5000), 4), false),
+            ("levels", walk_json(Some(0x1234_52a8), 5), false),
+            ("fault", walk_json(None, 1), false),
+        ] {
+            let jf = dir.join(format!("{name}.json"));
+            std::fs::write(&jf, &json).unwrap();
+            let fake = dir.join(format!("{name}-iovmm"));
+            std::fs::write(
+                &fake,
+                format!(
+                    "#!/bin/sh\n[ \"$1 $2 $3 $4\" = 'debug translate --monitor {HOST_SOCKET}' ] || exit 9\ncat {}\n",
+                    jf.display()
+                ),
+            )
+            .unwrap();
+            let script = format!(
+                "{}monitor_check \"$(printf '[ 12.5] %s\\r' '{}')\"\n",
+                // Run the fake through sh (no exec of a freshly written file: ETXTBSY under parallel tests).
+                shell_function(&format!("{busybox} sh {}", fake.display())),
+                req().line()
+            );
+            let out = Command::new(busybox)
+                .args(["sh", "-c", &script])
+                .env("TMPDIR", &dir)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let rust = judge(&req(), &parse_walk(&json).unwrap(), &json);
+            assert_eq!(results([text.as_str()]).len(), 1, "{name}: {text:?}");
+            assert_eq!(
+                results([text.as_str()])[0].is_ok(),
+                want_ok,
+                "{name}: shell {text:?}, rust {rust:?}"
+            );
+            assert_eq!(
+                results([rust.as_str()])[0].is_ok(),
+                want_ok,
+                "{name}: rust {rust:?}"
+            );
+            if want_ok {
+                assert_eq!(text, rust, "{name}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
