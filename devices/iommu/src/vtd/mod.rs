@@ -150,13 +150,26 @@ impl Vtd {
     }
 
     /// The IOVA windows a mapping for `source_id` may use, as Linux's IOMMU_IOAS_IOVA_RANGES reports
-    /// them: the aperture [0, 2^MGAW - 1], minus the interrupt range 0xfee00000-0xfeefffff, minus the
-    /// RMRRs of that device. This is the second-stage (IOAS) view; see
-    /// [`Vtd::permitted_ranges_first_stage`] for first-stage and nested address spaces.
+    /// them: the aperture [0, 2^W - 1], minus the interrupt range 0xfee00000-0xfeefffff, minus the
+    /// RMRRs of that device. W is the width of the domains Linux builds: min(MGAW, its AGAW), the AGAW
+    /// being the widest in SAGAW — intersected with the first-stage widths (4-level, + 5-level with
+    /// FL5LP) when both stages exist, so `aw=57,fl5=off` gives 48 (iommu.c `__iommu_calculate_sagaw`).
+    /// This is the second-stage (IOAS) view; see [`Vtd::permitted_ranges_first_stage`] for
+    /// first-stage and nested address spaces.
     pub fn permitted_ranges(&self, source_id: u16) -> PermittedRanges {
+        let hw = Hw::new(&self.cfg);
+        let mut sagaw = hw.sagaw;
+        if hw.flts && hw.slts {
+            sagaw &= 0b100 | if hw.fl5lp { 0b1000 } else { 0 };
+        }
+        let agaw_bits = (0..5u32)
+            .rev()
+            .find(|b| sagaw & (1 << b) != 0)
+            .map_or(self.cfg.aw_bits, |b| 30 + 9 * b);
+        let bits = agaw_bits.min(self.cfg.aw_bits);
         self.minus_holes(
             source_id,
-            PermittedRanges::single(IovaWindow::aperture(self.cfg.aw_bits)),
+            PermittedRanges::single(IovaWindow::aperture(bits)),
         )
     }
 

@@ -493,14 +493,17 @@ fn first_stage_permitted_ranges() {
         .permitted_ranges_first_stage(SID, 48)
         .windows()
         .is_empty());
-    // The second-stage (IOAS) view is unchanged.
-    assert_eq!(
-        fx57.vtd
-            .permitted_ranges(SID)
-            .windows()
-            .last()
-            .unwrap()
-            .last,
-        (1 << 57) - 1
-    );
+    // The second-stage (IOAS) view: the width of Linux's domains, which first-stage support narrows
+    // when SAGAW has widths the first stage lacks (57-bit without FL5LP).
+    let last = |opts: &str| {
+        let fx = Fx::new(opts);
+        let r = fx.vtd.permitted_ranges(SID);
+        r.windows().last().unwrap().last
+    };
+    assert_eq!(last("vtd,aw=57"), (1 << 57) - 1);
+    assert_eq!(last("vtd,aw=57,fl5=off"), (1 << 48) - 1);
+    assert_eq!(last("vtd,aw=57,fl=off,nest=off"), (1 << 57) - 1);
+    assert_eq!(last("vtd"), (1 << 48) - 1);
+    assert_eq!(last("vtd,aw=39"), (1 << 39) - 1);
+    assert_eq!(last("vtd,aw=57,sm=off"), (1 << 57) - 1);
 }
