@@ -7,8 +7,10 @@ use firmware_tables::acpi::{
     build_dmar, AcpiError, DeviceScope, DmarConfig, Drhd, Rmrr as DmarRmrr,
 };
 use firmware_tables::description::{IommuInfo, IovaRange};
+use iommu::vtd::{Lookup, LookupOutcome, Structure};
 use iommu::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
-use iommu::{DmaMemory, DmaPort, InterruptSink};
+use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms};
+use serde_json::json;
 use thiserror::Error;
 
 use crate::bus::{Bus, BusDevice, BusError};
@@ -64,7 +66,7 @@ impl IommuConfig {
             IommuConfig::Vtd(c) => {
                 let dmar = DmarConfig {
                     host_address_width: c.aw_bits as u8,
-                    intr_remap: false,
+                    intr_remap: c.ir,
                     x2apic_opt_out: false,
                     dma_ctrl_platform_opt_in: false,
                     units: vec![Drhd {
@@ -117,7 +119,10 @@ impl IommuUnit {
 
     /// The unit's interrupt remapping, if it has one.
     pub fn remapper(&self) -> Option<Arc<dyn InterruptRemapper>> {
-        None
+        match self {
+            IommuUnit::Vtd(v) if v.config().ir => Some(Arc::new(VtdRemapper(v.clone()))),
+            IommuUnit::Vtd(_) => None,
+        }
     }
 
     /// Registers the unit's MMIO window.
@@ -145,15 +150,18 @@ impl IommuUnit {
         }
     }
 
-    /// Side-effect-free walk for one IOVA, as JSON.
+    /// Side-effect-free walk for one IOVA, as JSON (see [`lookup_to_json`]).
     pub fn lookup_json(
         &self,
-        _source_id: u16,
-        _pasid: Option<u32>,
-        _iova: u64,
-        _write: bool,
+        source_id: u16,
+        pasid: Option<u32>,
+        iova: u64,
+        write: bool,
     ) -> Result<serde_json::Value, String> {
-        Err("translate: the lookup walk is not wired to this model yet".into())
+        let access = if write { Access::Write } else { Access::Read };
+        match self {
+            IommuUnit::Vtd(v) => Ok(lookup_to_json(&v.lookup(source_id, pasid, iova, access))),
+        }
     }
 
     /// Every live mapping of a source, as JSON (and Graphviz dot when asked).
@@ -202,6 +210,100 @@ impl IommuUnit {
     }
 }
 
+fn perms_string(p: Perms) -> String {
+    format!(
+        "{}{}{}",
+        if p.read { 'r' } else { '-' },
+        if p.write { 'w' } else { '-' },
+        if p.exec { 'x' } else { '-' }
+    )
+}
+
+/// The monitor's `translate` answer: every step (structure, address, index, raw entry, decoded fields and a
+/// `depth`: 1 for the second-stage walks a nested lookup does for first-stage table addresses), then `result`
+/// (output address of the IOVA, page, permissions, stage) or `fault` (reason, description, failing step).
+/// `lookup` carries the model's full answer (A/D updates translate() would make, cached IOTLB entry).
+pub fn lookup_to_json(l: &Lookup) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = l
+        .steps
+        .iter()
+        .map(|s| {
+            let (name, depth) = match s.structure {
+                Structure::RootEntry => ("root entry".to_string(), 0),
+                Structure::ContextEntry => ("context entry".to_string(), 0),
+                Structure::PasidDirectory => ("PASID directory".to_string(), 0),
+                Structure::PasidTable => ("PASID table".to_string(), 0),
+                Structure::FirstStage { level } => (format!("first-stage L{level}"), 0),
+                Structure::SecondStage { level, purpose, .. } => {
+                    let nested = !matches!(purpose, iommu::vtd::SecondStagePurpose::Request);
+                    (format!("second-stage L{level}"), u32::from(nested))
+                }
+            };
+            json!({
+                "structure": name,
+                "depth": depth,
+                "address": s.address,
+                "index": s.index,
+                "raw": s.entry,
+                "decoded": s.decoded,
+                "detail": s.structure,
+            })
+        })
+        .collect();
+    let (result, fault) = match &l.outcome {
+        LookupOutcome::Translated { translation, stage } => (
+            json!({
+                "output": translation.translate(l.iova),
+                "page_iova": translation.iova,
+                "page_output": translation.output,
+                "page_size": translation.page_size,
+                "perms": perms_string(translation.perms),
+                "stage": stage,
+            }),
+            serde_json::Value::Null,
+        ),
+        LookupOutcome::Fault {
+            reason,
+            description,
+            step,
+            recorded,
+        } => (
+            serde_json::Value::Null,
+            json!({ "reason": reason, "description": description, "step": step, "recorded": recorded }),
+        ),
+        LookupOutcome::InterruptRange => (
+            serde_json::Value::Null,
+            json!({ "reason": 0, "description": "interrupt address range (not DMA)", "step": null }),
+        ),
+        LookupOutcome::BadSourceId => (
+            serde_json::Value::Null,
+            json!({ "reason": 0, "description": "not a PCI requester id", "step": null }),
+        ),
+    };
+    json!({
+        "source": l.source_id,
+        "pasid": l.pasid,
+        "iova": l.iova,
+        "access": l.access,
+        "steps": steps,
+        "result": result,
+        "fault": fault,
+        "lookup": l,
+    })
+}
+
+/// VT-d interrupt remapping in front of KVM (Intel VT-d 5.1): blocked requests were recorded by the unit.
+struct VtdRemapper(Arc<Vtd>);
+
+impl InterruptRemapper for VtdRemapper {
+    fn remap(&self, source_id: u16, address: u64, data: u32) -> Option<(u64, u32)> {
+        self.0
+            .remap_msi(source_id, address, data)
+            .ok()
+            .map(|m| m.to_msi())
+    }
+}
+
 /// VT-d registers on the MMIO bus.
 struct VtdMmio(Arc<Vtd>);
 
@@ -230,6 +332,14 @@ mod tests {
         let e = "smmuv9".parse::<IommuConfig>().unwrap_err();
         assert!(e.to_string().contains("unknown IOMMU model"), "{e}");
         assert!("vtd,aw=40".parse::<IommuConfig>().is_err());
+    }
+
+    #[test]
+    fn dmar_flags_follow_interrupt_remapping() {
+        for (opts, flags) in [("vtd,ir=on", 1u8), ("vtd,ir=off", 0)] {
+            let c: IommuConfig = opts.parse().unwrap();
+            assert_eq!(c.acpi_tables().unwrap()[0][37] & 1, flags, "{opts}");
+        }
     }
 
     #[test]
