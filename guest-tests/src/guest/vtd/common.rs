@@ -50,8 +50,49 @@ pub fn unmap(s: &Session, ioas: u32, iova: u64, len: u64) -> Result<(), String> 
     Ok(())
 }
 
-/// The sequence number of the newest kernel log record (0 if there is none).
+/// The intel-iommu fault handler (6.12 `dmar_fault`) logs through one ratelimit of 10 messages per 5 s and
+/// spends three per fault interrupt ("handling fault status", the record, the loop's final empty slot), so a
+/// fourth fault within one window loses its line. Every fault a test provokes goes through [`pace_fault`],
+/// which keeps it to [`FAULTS_PER_WINDOW`] faults per [`FAULT_WINDOW`].
+pub const FAULT_WINDOW: Duration = Duration::from_millis(5500);
+pub const FAULTS_PER_WINDOW: usize = 3;
+
+static RECENT_FAULTS: std::sync::Mutex<Vec<Instant>> = std::sync::Mutex::new(Vec::new());
+
+/// How long to wait before one more fault, given the times of earlier faults (`now` included in none).
+pub fn pace_delay(recent: &[Instant], now: Instant) -> Duration {
+    let mut live: Vec<Instant> = recent
+        .iter()
+        .copied()
+        .filter(|t| now.saturating_duration_since(*t) < FAULT_WINDOW)
+        .collect();
+    if live.len() < FAULTS_PER_WINDOW {
+        return Duration::ZERO;
+    }
+    live.sort();
+    // Wait until all but FAULTS_PER_WINDOW - 1 of them have left the window.
+    let oldest_to_expire = live[live.len() - FAULTS_PER_WINDOW];
+    FAULT_WINDOW.saturating_sub(now.saturating_duration_since(oldest_to_expire))
+}
+
+/// Call right before provoking a DMA fault: waits as long as the driver's log ratelimit needs.
+pub fn pace_fault() {
+    let mut recent = RECENT_FAULTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = pace_delay(&recent, Instant::now());
+    if !d.is_zero() {
+        std::thread::sleep(d);
+    }
+    let now = Instant::now();
+    recent.retain(|t| now.saturating_duration_since(*t) < FAULT_WINDOW);
+    recent.push(now);
+}
+
+/// Call right before provoking a DMA fault whose log line is checked: paces the fault ([`pace_fault`]) and
+/// returns the sequence number of the newest kernel log record (0 if there is none).
 pub fn kmsg_mark(ctx: &Context) -> Result<u64, String> {
+    pace_fault();
     Ok(kmsg::read_all(&ctx.path("dev/kmsg"))?
         .last()
         .map_or(0, |r| r.seq))
@@ -197,6 +238,24 @@ mod tests {
         assert_eq!(
             find_fault(&recs, 0, (0, 3, 0), 0x2000_1000).map(|f| f.write),
             Some(false)
+        );
+    }
+
+    #[test]
+    fn faults_are_paced_to_the_log_ratelimit() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(pace_delay(&[], t0), Duration::ZERO);
+        let two = [t0, t0 + s(1)];
+        assert_eq!(pace_delay(&two, t0 + s(2)), Duration::ZERO);
+        // A fourth within the window waits until the first has left it.
+        let three = [t0, t0 + s(1), t0 + s(2)];
+        assert_eq!(pace_delay(&three, t0 + s(3)), FAULT_WINDOW - s(3));
+        // Old ones do not count.
+        assert_eq!(pace_delay(&three, t0 + s(6)), Duration::ZERO);
+        assert_eq!(
+            pace_delay(&[t0, t0 + s(1), t0 + s(2), t0 + s(3)], t0 + s(4)),
+            FAULT_WINDOW - s(3)
         );
     }
 

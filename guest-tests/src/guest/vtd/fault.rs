@@ -7,7 +7,9 @@ use super::super::dma_engine::{compare, fill_byte, pattern_bytes, DmaOutcome};
 use super::super::dmabuf::{DmaBuffer, PAGE};
 use super::super::iommufd::MapPerms;
 use super::super::report::Report;
-use super::common::{check_fault_line, kmsg_mark, map_buf, unmap, wait_fault_line, with_session};
+use super::common::{
+    check_fault_line, kmsg_mark, map_buf, pace_fault, unmap, wait_fault_line, with_session,
+};
 use super::log::scalable_mode;
 use super::session::{expected, Session};
 use pci::test_device::regs::{FAULT_ACCESS_READ, FAULT_ACCESS_WRITE};
@@ -163,6 +165,7 @@ fn readonly(ctx: &Context, s: &Session, r: &mut Report) -> Result<(), String> {
     compare("read-only buffer after the fill", &ro.snapshot(), &data)?;
 
     // A copy into it reads its (good) source first, then faults on the write.
+    pace_fault();
     let o = e.copy(GOOD_IOVA, RO_IOVA, 128)?;
     o.expect_fault("copy into a read-only IOVA", RO_IOVA, FAULT_ACCESS_WRITE)?;
     compare("read-only buffer after the copy", &ro.snapshot(), &data)?;

@@ -10,7 +10,7 @@ use super::super::dmabuf::{DmaBuffer, PAGE};
 use super::super::iommufd::MapPerms;
 use super::super::report::Report;
 use super::super::vfio_cdev::attach_pt;
-use super::common::{unmap, with_session};
+use super::common::{pace_fault, unmap, with_session};
 use super::iova::show;
 use super::session::{expected, Session};
 use pci::test_device::regs::FAULT_ACCESS_WRITE;
@@ -91,6 +91,7 @@ fn two(s: &Session, want: &[IovaRange], r: &mut Report) -> Result<(), String> {
     compare("buffer B2", &b2.snapshot(), &filled(p3))?;
 
     attach_pt(&s.dev, a_ioas)?;
+    pace_fault();
     let o = e.fill(ONLY_B_IOVA, PAGE, p1)?;
     o.expect_fault(
         "fill of the IOVA only IOAS B maps, back on IOAS A",
