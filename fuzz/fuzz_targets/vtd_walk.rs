@@ -40,6 +40,18 @@ const ROOT: u64 = 0x4000;
 const FIRST: u64 = 0x5000;
 const ADDR: u64 = 0x000f_ffff_ffff_f000;
 
+/// A page-table hierarchy the harness owns.
+#[derive(Clone, Copy)]
+struct Domain {
+    top: u64,
+    levels: u32,
+    /// First-stage (IA-32e format: P, R/W, U/S, A, D) rather than second-stage (R, W) entries.
+    first_stage: bool,
+    /// For a nested first stage: the second-stage domain its table addresses and outputs go through
+    /// (the harness maps its own first-stage pages there, identity).
+    nest: Option<(u64, u32)>,
+}
+
 /// A structure pointer and whether it names a fresh page the harness owns (and fills).
 struct Ptr {
     addr: u64,
@@ -54,8 +66,8 @@ struct Layout<'a> {
     pages: Vec<u64>,
     /// Page-table pages the harness owns: the only ones `map` writes through.
     pt_pages: HashSet<u64>,
-    /// Second-stage top-level tables the harness owns, with their level count.
-    domains: Vec<(u64, u32)>,
+    /// Page-table hierarchies the harness owns (second-stage, first-stage, nested first-stage).
+    domains: Vec<Domain>,
     /// Context tables by root-entry address, PASID tables by directory-entry address.
     ctx_tables: HashMap<u64, u64>,
     pasid_tables: HashMap<u64, u64>,
@@ -119,13 +131,18 @@ impl<'a> Layout<'a> {
     }
 
     /// A second-stage table for a context / PASID entry; a fresh one becomes a domain.
-    fn ss_table(&mut self, inp: &mut Input, holder: u64, aw: u64) -> u64 {
+    fn ss_table(&mut self, inp: &mut Input, holder: u64, aw: u64) -> Ptr {
         let p = self.pointer(inp, holder);
         if p.own {
             self.pt_pages.insert(p.addr);
-            self.domains.push((p.addr, aw.clamp(1, 3) as u32 + 2));
+            self.domains.push(Domain {
+                top: p.addr,
+                levels: aw.clamp(1, 3) as u32 + 2,
+                first_stage: false,
+                nest: None,
+            });
         }
-        p.addr
+        p
     }
 
     /// A root entry (or, in scalable mode, the half serving `devfn`): the context table behind it.
@@ -167,7 +184,7 @@ impl<'a> Layout<'a> {
             _ => 0,
         };
         let aw = self.aw(inp);
-        let slpt = self.ss_table(inp, ctx, aw);
+        let slpt = self.ss_table(inp, ctx, aw).addr;
         let fpd = u64::from(inp.u8() % 4 == 3) << 1;
         let did = self.did();
         let lo = (slpt | tt << 2 | fpd | Self::present(inp)) ^ inp.noise();
@@ -242,21 +259,53 @@ impl<'a> Layout<'a> {
             }
         };
         let pe = table + u64::from(pasid & 0x3f) * 64;
+        // Second stage, pass-through, first stage, nested, or any value.
         let pgtt = match inp.u8() % 8 {
+            4 => 1,
+            5 => 3,
             6 => 4,
             7 => u64::from(inp.u8() & 7),
             _ => 2,
         };
         let aw = self.aw(inp);
-        let slpt = self.ss_table(inp, table, aw);
+        let ss = self.ss_table(inp, table, aw);
         let fpd = u64::from(inp.u8() % 4 == 3) << 1;
         let did = self.did();
-        let q0 = slpt | pgtt << 6 | aw << 2 | fpd | Self::present(inp);
+        let q0 = ss.addr | pgtt << 6 | aw << 2 | fpd | Self::present(inp);
         self.wr(pe, q0 ^ inp.noise());
         // PWSNP / PGSNP (b23, b24) are valid fields; the DID is always the harness's.
         let q1 = (did | u64::from(inp.u8() & 3) << 23) ^ inp.noise();
         self.wr(pe + 8, (q1 & !0xffff) | did);
-        for i in 2..8 {
+        let q2 = if pgtt == 1 || pgtt == 3 {
+            // FLPM: 5-level on a 57-bit unit (as Linux picks it), else 4-level; sometimes the other.
+            let five = (self.max_aw == 3) != (inp.u8() % 4 == 3);
+            let flpm = if inp.u8() % 8 == 7 {
+                u64::from(inp.u8() & 3)
+            } else {
+                u64::from(five)
+            };
+            let sre = u64::from(inp.u8() % 4 != 3);
+            let wpe = u64::from(inp.u8() % 4 == 3) << 4;
+            let fs = self.pointer(inp, table);
+            if fs.own {
+                self.pt_pages.insert(fs.addr);
+                let nest = (pgtt == 3 && ss.own).then(|| (ss.addr, aw.clamp(1, 3) as u32 + 2));
+                if let Some(n) = nest {
+                    self.map_in(None, n, false, fs.addr, 12, fs.addr | 3);
+                }
+                self.domains.push(Domain {
+                    top: fs.addr,
+                    levels: if flpm == 1 { 5 } else { 4 },
+                    first_stage: true,
+                    nest,
+                });
+            }
+            fs.addr | flpm << 2 | wpe | sre
+        } else {
+            0
+        };
+        self.wr(pe + 16, q2 ^ inp.noise());
+        for i in 3..8 {
             self.wr(pe + 8 * i, inp.noise());
         }
     }
@@ -266,7 +315,7 @@ impl<'a> Layout<'a> {
         if self.domains.is_empty() {
             return;
         }
-        let (top, levels) = self.domains[inp.below(self.domains.len() as u64) as usize];
+        let d = self.domains[inp.below(self.domains.len() as u64) as usize];
         let shift = [12u32, 12, 21, 30][usize::from(inp.u8() & 3)];
         let iova = match inp.u8() % 4 {
             3 => inp.u64(),
@@ -283,40 +332,88 @@ impl<'a> Layout<'a> {
             2 => inp.u64() & ADDR,
             _ => u64::from(inp.u32()) << 12,
         } & !((1u64 << shift) - 1);
-        let perms = if inp.u8() % 4 == 3 {
-            u64::from(inp.u8() & 3)
-        } else {
-            3
+        // Second stage: R b0, W b1. First stage: P b0, R/W b1, U/S b2, A b5, D b6.
+        let flags = match (inp.u8() % 4 == 3, d.first_stage) {
+            (true, false) => u64::from(inp.u8() & 3),
+            (true, true) => u64::from(inp.u8() & 0x67),
+            (false, false) => 3,
+            (false, true) => 7,
         };
+        let ps = if shift > 12 { 1 << 7 } else { 0 };
+        let leaf = (output | ps | flags) ^ inp.noise();
+        let top = (d.top, d.levels);
+        self.map_in(Some(inp), top, d.first_stage, iova, shift, leaf);
+        if let Some(n) = d.nest {
+            if inp.u8() % 4 != 3 {
+                // The output (its first 4 KiB) through the second stage too.
+                self.map_in(None, n, false, output, 12, output | 3);
+            }
+        }
+    }
+
+    /// Writes `leaf` for `iova` at the level with 2^shift-byte pages of the table at `top`. Missing
+    /// tables are fresh pages, or with `inp` fuzz-chosen (possibly hostile) pointers; a harness page
+    /// added to a nested first-stage domain is mapped (identity) in its second stage.
+    fn map_in(
+        &mut self,
+        mut inp: Option<&mut Input>,
+        (top, levels): (u64, u32),
+        first_stage: bool,
+        iova: u64,
+        shift: u32,
+        leaf: u64,
+    ) {
+        let nest = self
+            .domains
+            .iter()
+            .find(|d| d.top == top && d.first_stage == first_stage)
+            .and_then(|d| d.nest);
+        let present = if first_stage { 1 } else { 3 };
         let mut table = top;
         for level in (1..=levels).rev() {
             let lshift = 12 + 9 * (level - 1);
             let slot = table + ((iova >> lshift) & 0x1ff) * 8;
             if lshift == shift {
-                let ps = if shift > 12 { 1 << 7 } else { 0 };
-                self.wr(slot, (output | ps | perms) ^ inp.noise());
+                self.wr(slot, leaf);
                 self.iovas.push(iova);
                 return;
             }
             let e = self.rd(slot);
-            if e & 3 != 0 {
+            if e & present != 0 {
                 if !self.pt_pages.contains(&(e & ADDR)) {
                     return;
                 }
                 table = e & ADDR;
                 continue;
             }
-            let p = self.pointer(inp, table);
-            let flags = if inp.u8() % 8 == 7 {
-                u64::from(inp.u8() & 3)
-            } else {
-                3
+            let full = if first_stage { 7 } else { 3 };
+            let (p, entry) = match inp.as_deref_mut() {
+                Some(inp) => {
+                    let p = self.pointer(inp, table);
+                    let flags = if inp.u8() % 8 == 7 {
+                        u64::from(inp.u8()) & full
+                    } else {
+                        full
+                    };
+                    let entry = (p.addr | flags) ^ inp.noise();
+                    (p, entry)
+                }
+                None if self.next < MEM => {
+                    let addr = self.next;
+                    self.next += 0x1000;
+                    self.pages.push(addr);
+                    (Ptr { addr, own: true }, addr | full)
+                }
+                None => return,
             };
-            self.wr(slot, (p.addr | flags) ^ inp.noise());
+            self.wr(slot, entry);
             if !p.own {
                 return;
             }
             self.pt_pages.insert(p.addr);
+            if let Some(n) = nest {
+                self.map_in(None, n, false, p.addr, 12, p.addr | 3);
+            }
             table = p.addr;
         }
     }
