@@ -28,16 +28,12 @@ pub struct Walked {
     pub first_stage_steps: usize,
 }
 
-/// Whether a step's `structure` is a first-stage paging entry: an object `{"kind": "first-stage", ..}` or a
-/// string naming it.
+/// Whether a step's `structure` names a first-stage paging entry (`"first-stage L4"`; the raw lookup's
+/// `{"kind": ..}` objects are not steps of the answer).
 fn is_first_stage(structure: &serde_json::Value) -> bool {
-    match structure {
-        serde_json::Value::String(s) => s.starts_with("first-stage"),
-        serde_json::Value::Object(o) => {
-            o.get("kind").and_then(|k| k.as_str()) == Some("first-stage")
-        }
-        _ => false,
-    }
+    structure
+        .as_str()
+        .is_some_and(|s| s.starts_with("first-stage"))
 }
 
 /// Reads `iovmm debug translate --json` output.
@@ -125,9 +121,11 @@ pub fn answer(iovmm: &Path, socket: &Path, line: &str) -> Option<String> {
     })
 }
 
-/// The busybox-sh function `run.sh` calls with a request line (see the module doc). It counts first-stage
-/// steps as occurrences of a first-stage structure in the JSON, and takes the first numeric `"output":`
-/// (only the result has one).
+/// The busybox-sh function `run.sh` calls with a request line (see the module doc). The JSON is
+/// pretty-printed with sorted keys and carries, besides `steps` and `result`, the model's raw `lookup` (whose
+/// translation has its own page-base `output` and whose steps name structures as `{"kind": ..}` objects). So:
+/// the output is the first numeric `"output":` inside the `"result": {` object, and first-stage steps are the
+/// `"structure": "first-stage ..."` strings of `steps`.
 pub fn shell_function(iovmm: &str) -> String {
     format!(
         r#"monitor_check() {{
@@ -145,8 +143,8 @@ pub fn shell_function(iovmm: &str) -> String {
         echo "{RESULT} not ok iovmm debug translate failed: $(tr '\n' ' ' <${{TMPDIR:-/tmp}}/monitor-check.err | cut -c1-300)"
         return
     fi
-    out=$(sed -n 's/.*"output": *\([0-9][0-9]*\).*/\1/p' ${{TMPDIR:-/tmp}}/monitor-check.json | head -n 1)
-    fs=$(grep -o -e '"kind": *"first-stage"' -e '"structure": *"first-stage' ${{TMPDIR:-/tmp}}/monitor-check.json | wc -l)
+    out=$(sed -n '/"result": *{{/,/}}/s/.*"output": *\([0-9][0-9]*\).*/\1/p' ${{TMPDIR:-/tmp}}/monitor-check.json | head -n 1)
+    fs=$(grep -o '"structure": *"first-stage' ${{TMPDIR:-/tmp}}/monitor-check.json | wc -l)
     fs=$((fs))
     why=""
     if [ -z "$out" ]; then
@@ -195,24 +193,33 @@ mod tests {
         }
     }
 
-    /// A walk in the shape `iovmm debug translate --json` prints (pretty JSON), with `fs` first-stage steps
-    /// interleaved with second-stage ones.
+    /// A walk in the shape `iovmm debug translate --json` prints (vmm `lookup_to_json`, pretty JSON with sorted
+    /// keys): `steps` with string structures and a `detail` object, the model's raw `lookup` (sorted before
+    /// `result`, with its own page-base `output` and `{"kind": "first-stage"}` structures), `fs` first-stage
+    /// steps interleaved with the second-stage walks of their tables.
     fn walk_json(output: Option<u64>, fs: u32) -> String {
         let mut steps = vec![
-            serde_json::json!({"structure": {"kind": "root-entry"}, "address": 4096, "index": 0, "raw": [1, 0], "decoded": "P", "depth": 0}),
-            serde_json::json!({"structure": {"kind": "pasid-table"}, "address": 8192, "index": 0, "raw": [1], "decoded": "PGTT nested output", "depth": 0}),
+            serde_json::json!({"structure": "root entry", "depth": 0, "address": 4096, "index": 0, "raw": [1, 0], "decoded": "P", "detail": {"kind": "root-entry"}}),
+            serde_json::json!({"structure": "PASID table", "depth": 0, "address": 8192, "index": 0, "raw": [1], "decoded": "PGTT nested", "detail": {"kind": "pasid-table"}}),
         ];
+        let mut raw_steps = Vec::new();
         for l in (1..=fs).rev() {
-            steps.push(serde_json::json!({"structure": {"kind": "second-stage", "level": 1, "input": 1, "purpose": {"first-stage-table": l}}, "address": 1, "index": 1, "raw": [3], "decoded": "R W first-stage", "depth": 1}));
-            steps.push(serde_json::json!({"structure": {"kind": "first-stage", "level": l}, "address": 1, "index": 1, "raw": [7], "decoded": "P RW US", "depth": 0}));
+            steps.push(serde_json::json!({"structure": "second-stage L1", "depth": 1, "address": 1, "index": 1, "raw": [3], "decoded": "R W first-stage table", "detail": {"kind": "second-stage", "level": 1, "input": 1, "purpose": {"first-stage-table": l}}}));
+            steps.push(serde_json::json!({"structure": format!("first-stage L{l}"), "depth": 0, "address": 1, "index": 1, "raw": [7], "decoded": "P RW US", "detail": {"kind": "first-stage", "level": l}}));
+            raw_steps.push(serde_json::json!({"structure": {"kind": "first-stage", "level": l}}));
         }
-        let result =
-            output.map(|o| serde_json::json!({"output": o, "page_size": 4096, "perms": "rw"}));
+        let result = output.map(|o| serde_json::json!({"output": o, "page_iova": 0x6_0000_0000u64, "page_output": o & !0xfff, "page_size": 4096, "perms": "rw", "stage": "nested"}));
+        let lookup = serde_json::json!({
+            "outcome": {"result": "translated", "translation": {"iova": 0x6_0000_0000u64, "output": output.unwrap_or(0) & !0xfff}},
+            "steps": raw_steps,
+        });
         serde_json::to_string_pretty(&serde_json::json!({
-            "iova": 0x6_0000_02a8u64,
-            "steps": steps,
-            "result": result,
+            "access": "read",
             "fault": serde_json::Value::Null,
+            "iova": 0x6_0000_02a8u64,
+            "lookup": lookup,
+            "result": result,
+            "steps": steps,
         }))
         .unwrap()
     }
@@ -242,9 +249,11 @@ mod tests {
         assert!(judge(&req(), &parse_walk(&j).unwrap(), &j).contains("not ok no result.output"));
         assert!(parse_walk("{").is_err());
         assert!(parse_walk("{}").is_err());
-        // A string-shaped structure counts too.
-        let w = parse_walk(r#"{"steps":[{"structure":"first-stage L4"},{"structure":"root-entry"}],"result":{"output":5}}"#)
-            .unwrap();
+        // Object-shaped structures (the raw lookup's) do not count.
+        let w = parse_walk(
+            r#"{"steps":[{"structure":"first-stage L4"},{"structure":{"kind":"first-stage"}}],"result":{"output":5}}"#,
+        )
+        .unwrap();
         assert_eq!((w.output, w.first_stage_steps), (Some(5), 1));
     }
 

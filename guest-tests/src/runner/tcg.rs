@@ -242,14 +242,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("guest-tests-runsh-mc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fake = dir.join("iovmm");
+        // The shape of vmm's lookup_to_json, pretty-printed with sorted keys: the raw `lookup` (page-base output,
+        // object structures) comes before `result`.
         let walk = r#"{
+  "iova": 25769804456,
+  "lookup": {
+    "outcome": { "result": "translated", "translation": { "output": 305418240 } },
+    "steps": [ { "structure": { "kind": "first-stage", "level": 4 } } ]
+  },
+  "result": {
+    "output": 305418920,
+    "page_output": 305418240,
+    "page_size": 4096
+  },
   "steps": [
-    { "structure": { "kind": "first-stage", "level": 4 } },
-    { "structure": { "kind": "first-stage", "level": 3 } },
-    { "structure": { "kind": "first-stage", "level": 2 } },
-    { "structure": { "kind": "first-stage", "level": 1 } }
-  ],
-  "result": { "output": 305418920, "page_size": 4096 }
+    { "structure": "PASID table", "depth": 0 },
+    { "structure": "second-stage L4", "depth": 1, "detail": { "kind": "second-stage" } },
+    { "structure": "first-stage L4", "depth": 0, "detail": { "kind": "first-stage", "level": 4 } },
+    { "structure": "first-stage L3", "depth": 0 },
+    { "structure": "first-stage L2", "depth": 0 },
+    { "structure": "first-stage L1", "depth": 0 }
+  ]
 }"#;
         std::fs::write(
             &fake,
