@@ -10,8 +10,14 @@ use thiserror::Error;
 
 use super::regs;
 
-/// Supported address widths: 3-, 4- and 5-level second-stage tables.
+/// The adjusted guest address widths of 3-, 4- and 5-level second-stage tables (SAGAW bits 1, 2, 3).
 pub const SUPPORTED_AW: [u32; 3] = [39, 48, 57];
+/// The address widths (MGAW + 1) a unit can be given: `aw=39` to `aw=57`.
+pub const AW_RANGE: std::ops::RangeInclusive<u32> = 39..=57;
+/// The widths first-stage (IA-32e 4- and 5-level) tables translate: a unit offers first-stage
+/// translation only with one of them.
+pub const FIRST_STAGE_AW: [u32; 2] = [48, 57];
+const AW_EXPECTED: &str = "an address width from 39 to 57";
 /// CAP.MAMV: page-selective invalidations of up to 2^18 pages (1 GiB).
 pub const MAMV: u32 = 18;
 /// ECAP.PSS: 20-bit PASIDs (the field holds width - 1).
@@ -46,7 +52,10 @@ impl fmt::Display for Bdf {
 /// Configuration of one VT-d remapping unit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VtdConfig {
-    /// Address width in bits: 39, 48 or 57 (MGAW; SAGAW includes every smaller supported width).
+    /// Address width in bits, 39 to 57: MGAW + 1, the input addresses every translation accepts
+    /// (2^aw_bits and above fault with 04h in legacy mode, 83h in scalable mode). SAGAW offers the
+    /// table depths up to the first one covering it: 39 -> 3-level; 40-48 -> 3- and 4-level; 49-57 ->
+    /// 3-, 4- and 5-level.
     pub aw_bits: u32,
     /// Scalable-mode translation support (ECAP.SMTS and the PASID capabilities).
     pub scalable: bool,
@@ -59,9 +68,9 @@ pub struct VtdConfig {
     pub ir: bool,
     /// Extended interrupt mode (ECAP.EIM): x2APIC 32-bit destination ids. Needs `ir`.
     pub eim: bool,
-    /// First-stage (IA-32e) translation, ECAP.FLTS (and ECAP.SRS). Needs `scalable` and a 48- or 57-bit
-    /// width: with both stages Linux intersects the first-stage widths (4-level, + 5-level with FL5LP)
-    /// with SAGAW. Default: on when `scalable` and `aw_bits >= 48`.
+    /// First-stage (IA-32e) translation, ECAP.FLTS (and ECAP.SRS). Needs `scalable` and `aw_bits` 48 or
+    /// 57 (the input widths of 4- and 5-level first-stage tables; with both stages Linux intersects
+    /// the first-stage widths with SAGAW). Default: on when `scalable` and `aw_bits` is 48 or 57.
     pub first_stage: bool,
     /// Nested translation, ECAP.NEST. Needs `first_stage` (and second-stage, which `scalable` gives).
     /// Default: on with `first_stage`.
@@ -250,8 +259,8 @@ impl FromStr for VtdConfig {
                     cfg.aw_bits = value
                         .parse()
                         .ok()
-                        .filter(|aw| SUPPORTED_AW.contains(aw))
-                        .ok_or_else(|| bad(key, value, "39, 48 or 57"))?
+                        .filter(|aw| AW_RANGE.contains(aw))
+                        .ok_or_else(|| bad(key, value, AW_EXPECTED))?
                 }
                 "sm" => cfg.scalable = on_off(key, value)?,
                 "caching" => cfg.caching = on_off(key, value)?,
@@ -281,7 +290,7 @@ impl FromStr for VtdConfig {
         }
         // First-stage defaults follow the final `sm` and `aw`, whatever the option order.
         if !seen.contains(&"fl") {
-            cfg.first_stage = cfg.scalable && cfg.aw_bits >= 48;
+            cfg.first_stage = cfg.scalable && FIRST_STAGE_AW.contains(&cfg.aw_bits);
         }
         if !seen.contains(&"nest") {
             cfg.nested = cfg.first_stage;
@@ -301,8 +310,8 @@ impl FromStr for VtdConfig {
 impl VtdConfig {
     /// Checks a configuration built in code (the parser already enforces all of this).
     pub fn validate(&self) -> Result<(), VtdConfigError> {
-        if !SUPPORTED_AW.contains(&self.aw_bits) {
-            return Err(bad("aw", &self.aw_bits.to_string(), "39, 48 or 57"));
+        if !AW_RANGE.contains(&self.aw_bits) {
+            return Err(bad("aw", &self.aw_bits.to_string(), AW_EXPECTED));
         }
         if !(1..=regs::MAX_NFR).contains(&self.nfr) {
             return Err(bad(
@@ -327,12 +336,7 @@ impl VtdConfig {
     /// The configuration with out-of-range values replaced by the nearest supported ones, so that
     /// [`super::Vtd::new`] never fails.
     pub(crate) fn normalized(mut self) -> Self {
-        if !SUPPORTED_AW.contains(&self.aw_bits) {
-            self.aw_bits = SUPPORTED_AW
-                .into_iter()
-                .find(|aw| *aw >= self.aw_bits)
-                .unwrap_or(57);
-        }
+        self.aw_bits = self.aw_bits.clamp(*AW_RANGE.start(), *AW_RANGE.end());
         self.nfr = self.nfr.clamp(1, regs::MAX_NFR);
         self.eim &= self.ir;
         self.first_stage = self.flts();
@@ -355,11 +359,10 @@ impl VtdConfig {
                 "first-stage translation needs scalable mode (sm=on)",
             );
         }
-        if self.first_stage && self.aw_bits < 48 {
+        if self.first_stage && !FIRST_STAGE_AW.contains(&self.aw_bits) {
             return err(
                 "fl=on",
-                "needs aw=48 or aw=57 (with first- and second-stage translation SAGAW must include \
-                 4-level, 48-bit tables)",
+                "needs aw=48 or aw=57 (the input widths of 4- and 5-level first-stage tables)",
             );
         }
         if self.nested && !self.scalable {
@@ -385,7 +388,7 @@ impl VtdConfig {
 
     /// ECAP.FLTS as advertised (only in a combination the spec allows, even for an unchecked config).
     fn flts(&self) -> bool {
-        self.first_stage && self.scalable && self.aw_bits >= 48
+        self.first_stage && self.scalable && FIRST_STAGE_AW.contains(&self.aw_bits)
     }
 
     /// ECAP.NEST as advertised (needs FLTS and SLTS).
@@ -398,13 +401,20 @@ impl VtdConfig {
         self.fl5 && self.flts() && self.aw_bits == 57
     }
 
-    /// SAGAW: every supported width up to `aw_bits` (bit 1 = 39-bit 3-level, bit 2 = 48-bit 4-level,
-    /// bit 3 = 57-bit 5-level).
+    /// SAGAW (bit 1 = 39-bit 3-level, bit 2 = 48-bit 4-level, bit 3 = 57-bit 5-level): every table
+    /// depth up to the first one whose width covers `aw_bits` — 39 -> 0x2, 40..=48 -> 0x6,
+    /// 49..=57 -> 0xe. A width between two AGAWs is MGAW below AGAW, as on many real units (e.g.
+    /// MGAW 39 with 4-level tables): the tables are deeper than the addresses need, and the address
+    /// check uses MGAW.
     pub fn sagaw(&self) -> u64 {
+        let cover = SUPPORTED_AW
+            .into_iter()
+            .find(|w| *w >= self.aw_bits)
+            .unwrap_or(SUPPORTED_AW[2]);
         SUPPORTED_AW
             .iter()
             .enumerate()
-            .filter(|(_, aw)| **aw <= self.aw_bits)
+            .filter(|(_, w)| **w <= cover)
             .fold(0, |acc, (i, _)| acc | 1 << (i + 1))
     }
 
@@ -423,7 +433,8 @@ impl VtdConfig {
         let fl5lp = if self.fl5lp() { regs::CAP_FL5LP } else { 0 };
         6 << regs::CAP_ND_SHIFT
             | self.sagaw() << regs::CAP_SAGAW_SHIFT
-            | u64::from(self.aw_bits - 1) << regs::CAP_MGAW_SHIFT
+            | u64::from(self.aw_bits.clamp(*AW_RANGE.start(), *AW_RANGE.end()) - 1)
+                << regs::CAP_MGAW_SHIFT
             | (regs::FRO_OFFSET / 16) << regs::CAP_FRO_SHIFT
             | regs::CAP_SLLPS_2M
             | regs::CAP_SLLPS_1G
@@ -666,7 +677,10 @@ mod tests {
         assert!(matches!(parse("vtd,foo=1"), Err(VtdConfigError::UnknownKey(k)) if k == "foo"));
         assert!(matches!(parse("vtd,aw=48,aw=39"), Err(VtdConfigError::Duplicate(k)) if k == "aw"));
         for bad_value in [
-            "vtd,aw=40",
+            "vtd,aw=38",
+            "vtd,aw=58",
+            "vtd,aw=0x30",
+            "vtd,aw=",
             "vtd,sm=yes",
             "vtd,nfr=0",
             "vtd,nfr=129",
@@ -677,8 +691,11 @@ mod tests {
                 "{bad_value}"
             );
         }
-        let msg = parse("vtd,aw=40").unwrap_err().to_string();
-        assert_eq!(msg, "invalid vtd option `aw=40`: expected 39, 48 or 57");
+        let msg = parse("vtd,aw=64").unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "invalid vtd option `aw=64`: expected an address width from 39 to 57"
+        );
         for bad_rmrr in [
             "vtd,rmrr=0x1000-0x1fff",
             "vtd,rmrr=0x1000@00:05.0",
@@ -700,6 +717,55 @@ mod tests {
         // The width check uses the final aw, whatever the order.
         assert!(parse("vtd,rmrr=0x8000000000-0x8000000fff@00:05.0,aw=39").is_err());
         assert!(parse("vtd,rmrr=0x8000000000-0x8000000fff@00:05.0,aw=48").is_ok());
+    }
+
+    #[test]
+    fn any_width_from_39_to_57() {
+        for aw in 39u32..=57 {
+            let c = parse(&format!("vtd,aw={aw}")).unwrap();
+            assert_eq!(c.aw_bits, aw);
+            assert_eq!(parse(&c.option_string()).unwrap(), c, "aw={aw} round trip");
+            let cap = c.cap();
+            assert_eq!((cap >> 16) & 0x3f, u64::from(aw - 1), "MGAW aw={aw}");
+            let sagaw = match aw {
+                39 => 0x2,
+                40..=48 => 0x6,
+                _ => 0xe,
+            };
+            assert_eq!((cap >> 8) & 0x1f, sagaw, "SAGAW aw={aw}");
+            let hw = Hw::new(&c);
+            assert_eq!((hw.aw_bits, hw.sagaw), (aw, sagaw));
+            // First-stage translation only at its own widths; by default there.
+            let fl = aw == 48 || aw == 57;
+            assert_eq!(
+                (c.first_stage, c.nested, hw.flts, hw.nest),
+                (fl, fl, fl, fl)
+            );
+            assert_eq!(c.fl5, aw == 57);
+            assert_eq!(parse(&format!("vtd,aw={aw},fl=on")).is_ok(), fl);
+            assert_eq!(parse(&format!("vtd,nest=on,aw={aw}")).is_ok(), fl);
+            assert!(parse(&format!("vtd,aw={aw},fl=off")).is_ok());
+            assert!(parse(&format!("vtd,aw={aw},sm=off")).is_ok());
+        }
+        // The seed's example: a 45-bit unit.
+        let c = parse("vtd,aw=45").unwrap();
+        assert_eq!(
+            c.option_string(),
+            "vtd,aw=45,sm=on,nfr=8,caching=on,ir=on,eim=on,fl=off,nest=off,fl5=off,fl1g=on"
+        );
+        match parse("vtd,aw=45,fl=on") {
+            Err(VtdConfigError::Incompatible { option, reason }) => {
+                assert_eq!(option, "fl=on");
+                assert!(reason.contains("aw=48 or aw=57"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // RMRRs are checked against the exact width.
+        assert!(parse("vtd,aw=45,rmrr=0x1fffffff0000-0x1fffffffffff@00:05.0").is_ok());
+        assert!(matches!(
+            parse("vtd,aw=45,rmrr=0x1fffffff0000-0x200000000fff@00:05.0"),
+            Err(VtdConfigError::BadRmrr { .. })
+        ));
     }
 
     #[test]
@@ -839,7 +905,7 @@ mod tests {
     #[test]
     fn normalized_never_fails() {
         let c = VtdConfig {
-            aw_bits: 40,
+            aw_bits: 12,
             nfr: 0,
             rmrrs: vec![Rmrr {
                 base: 0x1001,
@@ -849,18 +915,37 @@ mod tests {
             ..Default::default()
         }
         .normalized();
-        assert_eq!((c.aw_bits, c.nfr), (48, 1));
+        assert_eq!((c.aw_bits, c.nfr), (39, 1));
+        assert!(!c.first_stage && !c.nested, "no first stage below 48 bits");
         assert!(c.rmrrs.is_empty());
         assert!(c.validate().is_ok());
-        assert_eq!(
-            VtdConfig {
-                aw_bits: 99,
-                nfr: 999,
-                ..Default::default()
-            }
-            .normalized()
-            .nfr,
-            128
-        );
+        let big = VtdConfig {
+            aw_bits: 99,
+            nfr: 999,
+            ..Default::default()
+        }
+        .normalized();
+        assert_eq!((big.aw_bits, big.nfr), (57, 128));
+        // In-between widths are kept; a first stage they cannot have is dropped.
+        let odd = VtdConfig {
+            aw_bits: 45,
+            ..Default::default()
+        };
+        assert!(matches!(
+            odd.validate(),
+            Err(VtdConfigError::Incompatible {
+                option: "fl=on",
+                ..
+            })
+        ));
+        let n = odd.normalized();
+        assert_eq!(n.aw_bits, 45);
+        assert!(!n.first_stage && !n.nested && n.validate().is_ok());
+        // cap() of an unchecked configuration does not underflow.
+        let zero = VtdConfig {
+            aw_bits: 0,
+            ..Default::default()
+        };
+        assert_eq!((zero.cap() >> 16) & 0x3f, 38);
     }
 }

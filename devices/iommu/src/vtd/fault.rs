@@ -2,7 +2,10 @@
 //! NFR fault recording registers used round-robin, FSTS (PFO, PPF, FRI, IQE, ICE, ITE), FECTL (IM, IP) and
 //! the FEDATA/FEADDR/FEUADDR message.
 
+use std::time::Instant;
+
 use super::config::Bdf;
+use super::log_limit::Verdict;
 use super::reason::FaultReason;
 use super::regs;
 use super::state::State;
@@ -184,6 +187,18 @@ impl FaultUnit {
 }
 
 impl State {
+    /// Writes a fault's host log line (built only if it is written), rate-limited: see
+    /// [`super::log_limit`].
+    pub(crate) fn log_fault(&mut self, line: impl FnOnce() -> String) {
+        let verdict = self.fault_log.check(Instant::now());
+        if verdict == Verdict::Suppress {
+            self.stats.fault_log_suppressed += 1;
+            return;
+        }
+        self.stats.fault_log_lines += 1;
+        log::warn!("{}{}", line(), verdict.suffix());
+    }
+
     /// Turns a translation failure into the fault the device sees, recording it unless it is a
     /// translation request or suppressed by FPD.
     pub(crate) fn report(
@@ -193,6 +208,7 @@ impl State {
         reason: FaultReason,
         fpd: bool,
         translation_request: bool,
+        injected: bool,
     ) -> DmaFault {
         let code = reason.code();
         self.stats.fault(code);
@@ -213,26 +229,35 @@ impl State {
             let ok = self.fault.record(&info, &mut self.outbox);
             if ok {
                 self.stats.faults_recorded += 1;
-                let pasid = req.pasid.map_or("-".to_string(), |p| format!("{p:#x}"));
-                let access = match req.access {
-                    Access::Read => "read",
-                    Access::Write => "write",
-                };
-                log::warn!(
-                    "vtd: DMA fault reason {code:#04x} ({}) source {} pasid {pasid} iova {:#x} ({access})",
-                    reason.description(),
-                    Bdf(sid),
-                    req.iova
-                );
+                self.log_fault(|| {
+                    let pasid = req.pasid.map_or("-".to_string(), |p| format!("{p:#x}"));
+                    let access = match req.access {
+                        Access::Read => "read",
+                        Access::Write => "write",
+                    };
+                    format!(
+                        "vtd: DMA fault reason {code:#04x} ({}) source {} pasid {pasid} iova {:#x} \
+                         ({access}){}",
+                        reason.description(),
+                        Bdf(sid),
+                        req.iova,
+                        if injected { " [injected]" } else { "" }
+                    )
+                });
             } else {
                 self.stats.faults_dropped += 1;
             }
             ok
         };
+        let description = if injected {
+            format!("{} (injected by the monitor)", reason.description())
+        } else {
+            reason.description().into()
+        };
         DmaFault {
             model: "vtd".into(),
             reason: u32::from(code),
-            description: reason.description().into(),
+            description,
             iova: req.iova,
             recorded,
         }

@@ -4,10 +4,14 @@
 //! The queue is processed synchronously when IQT is written (and when QI is enabled or an IQE is cleared):
 //! every descriptor from IQH up to IQT runs before the register write returns. A bad descriptor stops the
 //! queue with FSTS.IQE set, IQERCD.IQEI saying why and IQH left pointing at it (6.5.2.10); clearing IQE
-//! resumes from there.
+//! resumes from there. While the monitor holds completions (`inject.rs`), wait descriptors still run
+//! but their status write and interrupt are deferred until the hold expires.
+
+use std::time::Instant;
 
 use super::cache::am_range;
 use super::fault::Msi;
+use super::inject::HeldWait;
 use super::regs;
 use super::state::State;
 use crate::mem::DmaMemory;
@@ -134,6 +138,24 @@ impl State {
         let iaig = self.invalidate_iotlb(iirg, did, self.iva & !0xfff, am);
         self.iotlb_reg =
             (v & !(regs::IOTLB_IVT | 3 << regs::IOTLB_IAIG_SHIFT)) | iaig << regs::IOTLB_IAIG_SHIFT;
+    }
+
+    /// Completes an invalidation-wait descriptor: the status write (SW: `status` = (address, data)),
+    /// then the completion interrupt (IF).
+    pub(crate) fn complete_wait(
+        &mut self,
+        mem: &dyn DmaMemory,
+        status: Option<(u64, u32)>,
+        interrupt: bool,
+    ) {
+        if let Some((addr, data)) = status {
+            if mem.write_u32(addr, data).is_err() {
+                log::debug!("vtd: wait descriptor status address {addr:#x} is not RAM");
+            }
+        }
+        if interrupt {
+            self.wait_interrupt();
+        }
     }
 
     /// An invalidation-wait descriptor with IF set: set ICS.IWC and send the completion interrupt, unless
@@ -283,14 +305,12 @@ impl State {
                 // 6.5.2.8: IF b4, SW b5, FN b6, PD b7 (reserved: no ECAP.PDS), status data b63:32;
                 // qw1 status address b63:2.
                 check(0xffff_f180, 3)?;
-                if d[0] & (1 << 5) != 0 {
-                    let addr = d[1] & !3;
-                    if mem.write_u32(addr, (d[0] >> 32) as u32).is_err() {
-                        log::debug!("vtd: wait descriptor status address {addr:#x} is not RAM");
-                    }
-                }
-                if d[0] & (1 << 4) != 0 {
-                    self.wait_interrupt();
+                let status = (d[0] & (1 << 5) != 0).then_some((d[1] & !3, (d[0] >> 32) as u32));
+                let interrupt = d[0] & (1 << 4) != 0;
+                let held = self.hooks.hold_until.is_some()
+                    && self.hold_wait(HeldWait { status, interrupt }, Instant::now());
+                if !held {
+                    self.complete_wait(mem, status, interrupt);
                 }
                 // FN (fence) orders nothing here: every descriptor completes before the next one.
                 self.stats.invalidation("wait");

@@ -272,12 +272,14 @@ impl State {
             let ok = self.fault.record(&info, &mut self.outbox);
             if ok {
                 self.stats.faults_recorded += 1;
-                log::warn!(
-                    "vtd: interrupt remapping fault reason {code:#04x} ({}) source {} index {index:#x} \
-                     address {address:#x} data {data:#x}",
-                    reason.description(),
-                    Bdf(sid)
-                );
+                self.log_fault(|| {
+                    format!(
+                        "vtd: interrupt remapping fault reason {code:#04x} ({}) source {} index \
+                         {index:#x} address {address:#x} data {data:#x}",
+                        reason.description(),
+                        Bdf(sid)
+                    )
+                });
             } else {
                 self.stats.faults_dropped += 1;
             }

@@ -16,9 +16,11 @@ mod cache;
 mod config;
 mod fault;
 mod first_stage;
+mod inject;
 mod invalidation;
 mod ir;
 mod ir_irte;
+mod log_limit;
 mod lookup;
 mod mmio;
 mod reason;
@@ -35,6 +37,7 @@ mod tests;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{Bdf, Rmrr, VtdConfig, VtdConfigError};
+pub use inject::MAX_HOLD;
 pub use ir::RemappedMsi;
 pub use lookup::{AdUpdate, Lookup, LookupOutcome, LookupStep, SecondStagePurpose, Structure};
 pub use reason::FaultReason;
@@ -90,10 +93,19 @@ impl Vtd {
         }
     }
 
+    /// Completes held invalidation waits whose hold has expired (see [`Vtd::hold_invalidation_completion`]).
+    fn release_expired(&self, st: &mut State) {
+        if st.hooks.hold_until.is_some() {
+            st.release_held(self.mem.as_ref(), std::time::Instant::now());
+        }
+    }
+
     /// Reads `data.len()` bytes at `offset`. Never panics: unimplemented registers read 0, bytes beyond
-    /// the window read 0xff.
+    /// the window read 0xff. Reads have no side effects, except that an access after a completion
+    /// hold expired first completes the held invalidation waits.
     pub fn mmio_read(&self, offset: u64, data: &mut [u8]) {
-        let st = self.lock();
+        let mut st = self.lock();
+        self.release_expired(&mut st);
         let mut cached: Option<(u64, u64)> = None;
         for (i, byte) in data.iter_mut().enumerate() {
             *byte = match offset.checked_add(i as u64) {
@@ -112,6 +124,9 @@ impl Vtd {
                 _ => 0xff,
             };
         }
+        let msis = std::mem::take(&mut st.outbox);
+        drop(st);
+        self.deliver(msis);
     }
 
     /// Writes `data` at `offset`. Never panics: bytes beyond the window and to read-only or
@@ -119,6 +134,7 @@ impl Vtd {
     pub fn mmio_write(&self, offset: u64, data: &[u8]) {
         let msis = {
             let mut st = self.lock();
+            self.release_expired(&mut st);
             // Group the bytes by naturally aligned qword.
             let mut i = 0usize;
             while i < data.len() {
@@ -210,6 +226,8 @@ impl Vtd {
         s.context_cache_entries = st.caches.context.len() as u64;
         s.pasid_cache_entries = st.caches.pasid.len() as u64;
         s.iec_entries = st.ir.cache_len() as u64;
+        s.injected_faults_pending = st.hooks.injections_pending();
+        s.waits_held_pending = st.hooks.held.len() as u64;
         s
     }
 

@@ -134,6 +134,81 @@ pub enum FaultReason {
 }
 
 impl FaultReason {
+    /// Every reason, legacy first, then scalable-mode, then interrupt remapping.
+    pub const ALL: [FaultReason; 58] = {
+        use FaultReason::*;
+        [
+            RootNotPresent,
+            ContextNotPresent,
+            ContextInvalid,
+            AddressBeyondAw,
+            WriteDenied,
+            ReadDenied,
+            PagingEntryAccess,
+            RootTableAccess,
+            ContextTableAccess,
+            RootReserved,
+            ContextReserved,
+            PagingEntryReserved,
+            InterruptAddress,
+            InvalidTtm,
+            TtmLegacyWithPasid,
+            SmRootAccess,
+            SmRootNotPresent,
+            SmRootReserved,
+            SmContextAccess,
+            SmContextNotPresent,
+            SmContextReserved,
+            SmPasidDisabled,
+            SmPasidTooLarge,
+            SmRidPasidInvalid,
+            SmPasidDirAccess,
+            SmPasidDirNotPresent,
+            SmPasidDirReserved,
+            SmPasidEntryAccess,
+            SmPasidEntryNotPresent,
+            SmPasidEntryReserved,
+            SmPasidEntryInvalid,
+            SmSupervisorDisabled,
+            SmFsAccess,
+            SmFsNotPresent,
+            SmFsReserved,
+            SmFsTopAccess,
+            SmNestedFsBeyondAw,
+            SmNestedFsTopReadDenied,
+            SmNestedFsReadDenied,
+            SmNestedFsWriteDenied,
+            SmSsTopAccess,
+            SmNonCanonical,
+            SmUserSupervisor,
+            SmNestedOutputBeyondAw,
+            SmSsAccess,
+            SmSsNotPresent,
+            SmSsReserved,
+            SmAddressBeyondAw,
+            SmWriteDenied,
+            SmReadDenied,
+            SmInterruptAddress,
+            IrRequestReserved,
+            IrIndexBeyondSize,
+            IrEntryNotPresent,
+            IrTableAccess,
+            IrEntryReserved,
+            IrCompatBlocked,
+            IrSourceId,
+        ]
+    };
+
+    /// The reason with architected code `code`, if this model knows it.
+    pub fn from_code(code: u8) -> Option<FaultReason> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// An interrupt-remapping fault (20h-26h), as opposed to a DMA-remapping one.
+    pub fn is_interrupt(self) -> bool {
+        (0x20..=0x26).contains(&self.code())
+    }
+
     /// The architected code written to the fault record's FR field.
     pub fn code(self) -> u8 {
         use FaultReason::*;
@@ -344,6 +419,16 @@ mod tests {
         // First-stage and nested faults happen after the PASID entry (and its FPD) was found.
         assert!(SmFsNotPresent.qualified() && SmNestedFsWriteDenied.qualified());
         assert!(SmUserSupervisor.qualified() && SmSupervisorDisabled.qualified());
+        // ALL lists each reason once, with distinct codes; from_code inverts code.
+        let all = super::FaultReason::ALL;
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(super::FaultReason::from_code(r.code()), Some(*r));
+            assert!(all[..i].iter().all(|o| o.code() != r.code()), "{r:?}");
+            assert_eq!(r.is_interrupt(), (0x20..=0x26).contains(&r.code()));
+        }
+        for unknown in [0x00, 0x0d, 0x0f, 0x27, 0x32, 0x43, 0x7c, 0x82, 0x88, 0xff] {
+            assert_eq!(super::FaultReason::from_code(unknown), None, "{unknown:#x}");
+        }
         assert!(!RootNotPresent.qualified() && !ContextReserved.qualified());
         let ir = [
             (IrRequestReserved, 0x20, false),

@@ -4,8 +4,10 @@
 use super::cache::Caches;
 use super::config::Hw;
 use super::fault::{FaultUnit, Msi};
+use super::inject::Hooks;
 use super::invalidation::QiRegs;
 use super::ir::IrState;
+use super::log_limit::LogLimiter;
 use super::stats::VtdStats;
 
 pub(crate) struct State {
@@ -27,6 +29,10 @@ pub(crate) struct State {
     pub stats: VtdStats,
     /// Interrupts to send once the lock is released.
     pub outbox: Vec<Msi>,
+    /// The monitor's fault injections and completion hold.
+    pub hooks: Hooks,
+    /// Rate limit of the per-fault log lines.
+    pub fault_log: LogLimiter,
 }
 
 impl State {
@@ -45,6 +51,8 @@ impl State {
             caches: Caches::new(),
             stats: VtdStats::default(),
             outbox: Vec::new(),
+            hooks: Hooks::default(),
+            fault_log: LogLimiter::default(),
         }
     }
 }

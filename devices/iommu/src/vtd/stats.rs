@@ -45,6 +45,20 @@ pub struct VtdStats {
     pub iec_misses: u64,
     /// Interrupt entry cache entries held now.
     pub iec_entries: u64,
+    /// Faults delivered by [`super::Vtd::inject_fault`] (also counted in `faults_by_reason` and, when
+    /// recorded, `faults_recorded`).
+    pub faults_injected: u64,
+    /// Injected faults still armed, over all sources.
+    pub injected_faults_pending: u64,
+    /// Invalidation-wait descriptors whose completion a hold delayed
+    /// ([`super::Vtd::hold_invalidation_completion`]).
+    pub waits_held: u64,
+    /// Of those, the ones still waiting for the hold to expire.
+    pub waits_held_pending: u64,
+    /// Fault log lines written (DMA and interrupt-remapping faults).
+    pub fault_log_lines: u64,
+    /// Recorded faults whose log line the rate limit suppressed.
+    pub fault_log_suppressed: u64,
 }
 
 impl VtdStats {

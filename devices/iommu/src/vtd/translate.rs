@@ -184,6 +184,13 @@ impl State {
                 recorded: false,
             });
         };
+        let is_dma = !(req.pasid.is_none() && in_msi_range(req.iova));
+        if req.kind == RequestKind::Untranslated && is_dma {
+            if let Some(reason) = self.take_injection(sid) {
+                self.stats.faults_injected += 1;
+                return Err(self.report(req, sid, reason, false, false, true));
+            }
+        }
         match self.translate(mem, sid, req) {
             Ok(r) => {
                 log::trace!(
@@ -204,7 +211,7 @@ impl State {
             }),
             Err(Failure::Fault { reason, fpd, at }) => {
                 let tr = req.kind == RequestKind::TranslationRequest;
-                let mut f = self.report(req, sid, reason, fpd, tr);
+                let mut f = self.report(req, sid, reason, fpd, tr, false);
                 f.description = Failure::describe(reason, at);
                 Err(f)
             }

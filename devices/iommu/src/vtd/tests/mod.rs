@@ -7,12 +7,14 @@ mod faults;
 mod first_stage;
 mod fs_util;
 mod fuzz;
+mod hooks;
 mod ir;
 mod legacy;
 mod lookup;
 mod nested;
 mod qi;
 mod scalable;
+mod widths;
 
 use std::sync::{Arc, Mutex};
 
