@@ -26,6 +26,7 @@ pub const VTD_TESTS: &[&str] = &[
     "acpi-tables",
     "pci-devices",
     "kernel-log",
+    "default-domain",
     "vfio-cdev",
     "iova-ranges",
     "dma-copy",
@@ -75,7 +76,8 @@ pub const VTD_NESTED_TESTS: &[&str] = &[
 ];
 
 /// Guest tests of the first-stage scenario: the kernel's own DMA domain (first-stage tables) before anything
-/// binds the device, interrupt remapping, and the second-stage iommufd tests with FLTS present.
+/// binds the device, interrupt remapping, and the second-stage iommufd tests with FLTS present. (`default-domain`
+/// runs in every VT-d scenario: legacy skips it, aw=39 has no first stage and expects a second-stage reason.)
 pub const VTD_FIRST_STAGE_TESTS: &[&str] = &[
     "dmar-up",
     "acpi-tables",
@@ -363,6 +365,10 @@ mod tests {
             c.ends_with(" intel_iommu=on,sm_on iommufd.allow_unsafe_interrupts=1"),
             "{c}"
         );
+        // The kernel's own DMA domain is probed before anything binds the device.
+        let pos = |n: &str| s.tests.iter().position(|t| *t == n).unwrap();
+        assert!(pos("kernel-log") < pos("default-domain"));
+        assert!(pos("default-domain") < pos("vfio-cdev"));
         assert!(!c.contains("noiommu"), "{c}");
         assert!(find("vtd-legacy")
             .unwrap()
