@@ -274,6 +274,21 @@ mod tests {
     }
 
     #[test]
+    fn native_answers_only_requests() {
+        let none = Path::new("/nonexistent/iovmm");
+        let sock = Path::new("/nonexistent/sock");
+        assert_eq!(answer(none, sock, "ok 3 nested-dma"), None);
+        let a = answer(none, sock, &req().line()).unwrap();
+        assert!(
+            a.starts_with("iovmm-monitor-check: not ok cannot run /nonexistent/iovmm"),
+            "{a}"
+        );
+        // A VMM that refuses: its stderr is the reason.
+        let a = answer(Path::new("/bin/false"), sock, &req().line()).unwrap();
+        assert!(a.contains("not ok iovmm debug translate failed"), "{a}");
+    }
+
+    #[test]
     fn translate_command_line() {
         assert_eq!(
             translate_args("/tmp/s", &req()).join(" "),
