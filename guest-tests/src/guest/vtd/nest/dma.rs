@@ -99,7 +99,10 @@ fn prepare(n: &Nest, t: &mut Tables, r: &mut Report) -> Result<Buffers, String> 
     r.diag(format!(
         "S1 {SRC_S1:#x} -> IOAS {SRC_IOAS:#x} (4 KiB, read-only), S1 {DST_S1:#x} -> IOAS {DST_IOAS:#x} \
          (4 KiB, reversed), S1 {BIG_A_S1:#x}/{BIG_B_S1:#x} -> IOAS {BIG_A_IOAS:#x}/{BIG_B_IOAS:#x} (2 MiB), \
-         S1 {GIGA_S1:#x} -> IOAS {GIGA_IOAS:#x} (1 GiB; stage 2 only at {GIGA_OFFSETS:#x?})"
+         S1 {GIGA_S1:#x} -> IOAS {GIGA_IOAS:#x} (1 GiB; stage 2 only at +{:#x}, +{:#x}, +{:#x})",
+        GIGA_OFFSETS[0],
+        GIGA_OFFSETS[1],
+        GIGA_OFFSETS[2]
     ));
     Ok(Buffers {
         src,

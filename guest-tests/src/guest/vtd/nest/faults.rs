@@ -124,7 +124,14 @@ fn first_stage_cases(ctx: &Context, n: &Nest, t: &Tables, r: &mut Report) -> Res
             r.fail(format!("reason {x:#04x} is not a first-stage reason"));
         }
     }
-    r.diag(format!("first-stage reasons: {reasons:#04x?}"));
+    r.diag(format!(
+        "first-stage cases' reasons: {}",
+        reasons
+            .iter()
+            .map(|x| format!("{x:#04x}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     Ok(())
 }
 
