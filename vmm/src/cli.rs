@@ -101,16 +101,20 @@ pub enum DebugCommand {
         #[command(flatten)]
         monitor: MonitorArgs,
     },
-    /// Make the next COUNT translations of a source fail with REASON (to exercise driver error paths).
+    /// Make the next COUNT translations of a source fail with REASON, and/or hold invalidation completion.
     Inject {
         #[command(flatten)]
         monitor: MonitorArgs,
         #[arg(long, default_value = "00:03.0")]
         source: String,
-        #[arg(long, value_parser = parse_u64)]
-        reason: u64,
+        /// Architected fault reason (e.g. 0x79); with --count translations to fail.
+        #[arg(long, value_parser = parse_u64, required_unless_present = "hold_invalidations_ms")]
+        reason: Option<u64>,
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Hold invalidation-wait completion for this many milliseconds.
+        #[arg(long)]
+        hold_invalidations_ms: Option<u64>,
     },
 }
 

@@ -175,8 +175,19 @@ impl IommuUnit {
     }
 
     /// Makes the next `count` translations of `source_id` fail with `reason`.
-    pub fn inject_fault(&self, _source_id: u16, _reason: u32, _count: u32) -> Result<(), String> {
-        Err("inject-fault: not wired to this model yet".into())
+    pub fn inject_fault(&self, source_id: u16, reason: u32, count: u32) -> Result<(), String> {
+        let reason = u8::try_from(reason)
+            .map_err(|_| format!("VT-d fault reasons are 8-bit, not {reason:#x}"))?;
+        match self {
+            IommuUnit::Vtd(v) => v.inject_fault(source_id, reason, count),
+        }
+    }
+
+    /// Holds invalidation-wait completion for `duration` (driver timeout paths).
+    pub fn hold_invalidations(&self, duration: std::time::Duration) {
+        match self {
+            IommuUnit::Vtd(v) => v.hold_invalidation_completion(duration),
+        }
     }
 
     /// What the guest can observe of this unit, for the machine description.
@@ -331,7 +342,7 @@ mod tests {
         );
         let e = "smmuv9".parse::<IommuConfig>().unwrap_err();
         assert!(e.to_string().contains("unknown IOMMU model"), "{e}");
-        assert!("vtd,aw=40".parse::<IommuConfig>().is_err());
+        assert!("vtd,aw=58".parse::<IommuConfig>().is_err());
     }
 
     #[test]

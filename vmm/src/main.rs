@@ -147,17 +147,20 @@ fn debug(cmd: DebugCommand) -> Result<u8, Box<dyn std::error::Error>> {
             source,
             reason,
             count,
+            hold_invalidations_ms,
         } => {
-            let reason = u32::try_from(reason).map_err(|_| "--reason is a 32-bit code")?;
-            (
-                monitor.monitor,
-                monitor.json,
-                Request::InjectFault {
-                    source,
-                    reason,
-                    count,
-                },
-            )
+            let reason = reason
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|_| "--reason is a 32-bit code")?;
+            let source = reason.map(|_| source);
+            let req = Request::InjectFault {
+                source,
+                reason,
+                count,
+                hold_invalidations_ms,
+            };
+            (monitor.monitor, monitor.json, req)
         }
     };
     let resp = vmm::monitor::client::call(&path, &req)?;

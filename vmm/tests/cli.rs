@@ -91,3 +91,30 @@ fn bad_timeout() {
     let out = iovmm(&["run", "--kernel", "/nonexistent", "--timeout=-1"]);
     assert_one_error_line(&out, "--timeout must be a positive number");
 }
+
+#[test]
+fn debug_ranges_without_a_guest() {
+    // The seed's 45-bit IOMMU, as VT-d publishes it: the aperture minus the MSI window.
+    let out = iovmm(&["debug", "ranges", "--iommu", "vtd,aw=45"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(
+        lines[1..],
+        ["0x0 ..= 0xfedfffff", "0xfef00000 ..= 0x1fffffffffff"],
+        "{text}"
+    );
+    let json = iovmm(&["debug", "ranges", "--iommu", "vtd,aw=39", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["windows"][1]["last"], 0x7f_ffff_ffffu64);
+}
+
+#[test]
+fn debug_needs_a_monitor() {
+    let out = iovmm(&["debug", "stats", "--monitor", "/nonexistent/iovmm.sock"]);
+    assert_one_error_line(&out, "cannot connect to monitor");
+}

@@ -46,7 +46,7 @@ fn render_ranges(r: &serde_json::Value) -> String {
         r["source"].as_str().unwrap_or("?")
     );
     for w in r["windows"].as_array().into_iter().flatten() {
-        out += &format!("  {:>18} ..= {:<18}\n", hex(&w["first"]), hex(&w["last"]));
+        out += &format!("  {:>18} ..= {}\n", hex(&w["first"]), hex(&w["last"]));
     }
     out
 }

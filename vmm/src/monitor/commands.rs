@@ -111,10 +111,29 @@ impl MonitorTarget {
                 source,
                 reason,
                 count,
+                hold_invalidations_ms,
             } => {
-                let id = self.source(source)?;
-                self.unit()?.inject_fault(id, *reason, *count)?;
-                Ok(json!({ "source": bdf_string(id), "reason": reason, "count": count }))
+                let unit = self.unit()?;
+                let mut done = serde_json::Map::new();
+                match (source, reason) {
+                    (Some(source), Some(reason)) => {
+                        let id = self.source(source)?;
+                        unit.inject_fault(id, *reason, *count)?;
+                        let fault =
+                            json!({ "source": bdf_string(id), "reason": reason, "count": count });
+                        done.insert("fault".into(), fault);
+                    }
+                    (None, None) => {}
+                    _ => return Err("inject-fault: give both source and reason".into()),
+                }
+                if let Some(ms) = hold_invalidations_ms {
+                    unit.hold_invalidations(std::time::Duration::from_millis(*ms));
+                    done.insert("hold_invalidations_ms".into(), json!(ms));
+                }
+                if done.is_empty() {
+                    return Err("inject-fault: nothing to do (give source and reason, and/or hold_invalidations_ms)".into());
+                }
+                Ok(serde_json::Value::Object(done))
             }
         }
     }
@@ -154,6 +173,25 @@ mod tests {
         assert_eq!(r[0]["model"], "vtd");
         assert_eq!(r[0]["sources"][0], "00:03.0");
         assert!(r[0]["options"].as_str().unwrap().contains("sm=off"));
+    }
+
+    #[test]
+    fn inject_fault_reaches_the_model() {
+        let t = MonitorTarget::for_tests("vtd");
+        let req = |source: Option<&str>, reason: Option<u32>, hold| Request::InjectFault {
+            source: source.map(String::from),
+            reason,
+            count: 2,
+            hold_invalidations_ms: hold,
+        };
+        assert!(t.handle(&req(Some("00:03.0"), Some(0x79), None)).ok);
+        assert!(t.handle(&req(None, None, Some(5))).ok);
+        assert!(
+            !t.handle(&req(Some("00:03.0"), Some(0xee), None)).ok,
+            "unknown reason"
+        );
+        assert!(!t.handle(&req(Some("00:03.0"), None, None)).ok);
+        assert!(!t.handle(&req(None, None, None)).ok);
     }
 
     #[test]

@@ -36,11 +36,17 @@ pub enum Request {
     },
     /// Counters: IOTLB hits/misses/evictions, walks, faults by reason, invalidations by type.
     Stats,
-    /// Make the next `count` translations of `source` fail with `reason` (architected code).
+    /// Exercise driver error paths: make the next `count` translations of `source` fail with `reason`
+    /// (architected code), and/or hold invalidation-wait completion for `hold_invalidations_ms`.
     InjectFault {
-        source: String,
-        reason: u32,
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        reason: Option<u32>,
+        #[serde(default = "one")]
         count: u32,
+        #[serde(default)]
+        hold_invalidations_ms: Option<u64>,
     },
 }
 
@@ -70,6 +76,10 @@ impl Response {
             error: Some(msg.into()),
         }
     }
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Parses a PCI BDF "BB:DD.F" or "SSSS:BB:DD.F" (segment 0 only) into a 16-bit requester id.
@@ -121,6 +131,16 @@ mod tests {
         )
         .is_err());
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
+        let r: Request =
+            serde_json::from_str(r#"{"cmd":"inject-fault","source":"00:03.0","reason":121}"#)
+                .unwrap();
+        let expected = Request::InjectFault {
+            source: Some("00:03.0".into()),
+            reason: Some(121),
+            count: 1,
+            hold_invalidations_ms: None,
+        };
+        assert_eq!(r, expected);
     }
 
     #[test]
