@@ -32,8 +32,8 @@ use crate::request::Perms;
 pub(crate) const A: u64 = 1 << 5;
 /// Dirty flag (leaves).
 pub(crate) const D: u64 = 1 << 6;
-const PS: u64 = 1 << 7;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+pub(crate) const PS: u64 = 1 << 7;
+pub(crate) const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// What the first-stage entries grant, accumulated over the levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +170,7 @@ pub(crate) fn effective_perms(a: FsAttrs, privileged: bool, wpe: bool) -> Perms 
 
 /// Reserved bits of a present first-stage entry (9.7, the IA-32e formats). Bits 11:8 and 62:52 are
 /// ignored (no EAFS, no protection keys); bit 63 is XD.
-fn reserved_mask(level: u32, leaf_shift: Option<u32>, haw: u32) -> u64 {
+pub(super) fn reserved_mask(level: u32, leaf_shift: Option<u32>, haw: u32) -> u64 {
     let haw = haw.min(52);
     let mut m = ((1u64 << 52) - 1) & !((1u64 << haw) - 1);
     if level >= 4 {

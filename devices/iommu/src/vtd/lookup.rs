@@ -34,9 +34,9 @@ pub enum Structure {
     RootEntry,
     /// Context entry (legacy 128-bit or scalable-mode 256-bit), indexed by devfn.
     ContextEntry,
-    /// Scalable-mode PASID directory entry, indexed by PASID[19:6].
+    /// Scalable-mode PASID directory entry, indexed by PASID bits 19:6.
     PasidDirectory,
-    /// Scalable-mode PASID table entry (512-bit), indexed by PASID[5:0].
+    /// Scalable-mode PASID table entry (512-bit), indexed by PASID bits 5:0.
     PasidTable,
     /// A first-stage (IA-32e) paging entry; level 5/4 = PML5E/PML4E ... 1 = PTE.
     FirstStage { level: u32 },

@@ -6,14 +6,22 @@
 //! invalidation, and the IOTLB / context / PASID / interrupt entry caches.
 //!
 //! Translation: second-stage (legacy, PGTT 010b), first-stage IA-32e 4/5-level (PGTT 001b), nested
-//! (PGTT 011b) and pass-through, with accessed/dirty updates for the first stage. [`Vtd::lookup`] walks
-//! the same way without side effects, for the monitor.
+//! (PGTT 011b) and pass-through, with accessed/dirty updates for the first stage. Address widths 39 to
+//! 57 bits (MGAW; SAGAW offers the table depths up to the covering one).
+//!
+//! For the monitor, all side-effect free unless noted: [`Vtd::lookup`] (one request's walk),
+//! [`Vtd::dump`] / [`dump_dot`] (a source's whole mapping and table tree), [`Vtd::permitted_ranges`],
+//! [`Vtd::stats`]; and the test hooks [`Vtd::inject_fault`] and
+//! [`Vtd::hold_invalidation_completion`] (which do change behaviour). Per-fault log lines are
+//! rate-limited (`log_limit.rs`).
 //!
 //! Not modelled yet (structured to slot in): posted interrupts (CAP.PI=0),
 //! device-TLB / ATS (ECAP.DT=0), page requests (ECAP.PRS=0), advanced fault logging, PMRs.
 
 mod cache;
 mod config;
+mod dump;
+mod dump_dot;
 mod fault;
 mod first_stage;
 mod inject;
@@ -37,6 +45,8 @@ mod tests;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use config::{Bdf, Rmrr, VtdConfig, VtdConfigError};
+pub use dump::{Dump, FaultRange, Mapping, TableNode, MAX_FAULT_RANGES, MAX_STEPS, MAX_TABLES};
+pub use dump_dot::dump_dot;
 pub use inject::MAX_HOLD;
 pub use ir::RemappedMsi;
 pub use lookup::{AdUpdate, Lookup, LookupOutcome, LookupStep, SecondStagePurpose, Structure};

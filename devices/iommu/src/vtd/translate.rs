@@ -22,7 +22,7 @@ use crate::mem::DmaMemory;
 use crate::request::{Access, DmaFault, DmaRequest, Perms, RequestKind, Translation};
 
 /// Pass-through translations are handed out in 1 GiB pages.
-const PT_PAGE_SHIFT: u32 = 30;
+pub(super) const PT_PAGE_SHIFT: u32 = 30;
 
 /// A successful remapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Failure {
     }
 }
 
-fn fault(reason: FaultReason, fpd: bool) -> Failure {
+pub(super) fn fault(reason: FaultReason, fpd: bool) -> Failure {
     Failure::Fault {
         reason,
         fpd,
@@ -93,7 +93,7 @@ fn identity(iova: u64, shift: u32) -> Translation {
     }
 }
 
-fn in_msi_range(addr: u64) -> bool {
+pub(super) fn in_msi_range(addr: u64) -> bool {
     (regs::MSI_FIRST..=regs::MSI_LAST).contains(&addr)
 }
 
@@ -122,18 +122,18 @@ fn check_output(
 }
 
 /// The reasons a mode uses for the second-stage walk and its result.
-struct SsReasons {
-    top_access: FaultReason,
-    access: FaultReason,
-    not_present_read: FaultReason,
-    not_present_write: FaultReason,
-    reserved: FaultReason,
-    read: FaultReason,
-    write: FaultReason,
-    interrupt: FaultReason,
+pub(super) struct SsReasons {
+    pub top_access: FaultReason,
+    pub access: FaultReason,
+    pub not_present_read: FaultReason,
+    pub not_present_write: FaultReason,
+    pub reserved: FaultReason,
+    pub read: FaultReason,
+    pub write: FaultReason,
+    pub interrupt: FaultReason,
 }
 
-const LEGACY_SS: SsReasons = SsReasons {
+pub(super) const LEGACY_SS: SsReasons = SsReasons {
     // LCT.4 covers an unreadable table named by SLPTPTR; LSL.1 the lower levels.
     top_access: FaultReason::ContextInvalid,
     access: FaultReason::PagingEntryAccess,
@@ -145,7 +145,7 @@ const LEGACY_SS: SsReasons = SsReasons {
     interrupt: FaultReason::InterruptAddress,
 };
 
-const SCALABLE_SS: SsReasons = SsReasons {
+pub(super) const SCALABLE_SS: SsReasons = SsReasons {
     // SSL.4 covers the table named by SLPTPTR ("invalid second-level page table pointer"), SSL.1 the
     // lower levels.
     top_access: FaultReason::SmSsTopAccess,
@@ -350,7 +350,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn legacy_context(&mut self, root: u64, sid: u16) -> Result<LegacyContext, Failure> {
+    pub(super) fn legacy_context(&mut self, root: u64, sid: u16) -> Result<LegacyContext, Failure> {
         if let Some(cached) = self.caches.as_deref().map(|c| c.context.get(sid)) {
             if let Some(CachedContext::Legacy(c)) = cached {
                 self.count(|s| s.context_cache_hits += 1);
@@ -428,7 +428,11 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn scalable_context(&mut self, root: u64, sid: u16) -> Result<ScalableContext, Failure> {
+    pub(super) fn scalable_context(
+        &mut self,
+        root: u64,
+        sid: u16,
+    ) -> Result<ScalableContext, Failure> {
         if let Some(cached) = self.caches.as_deref().map(|c| c.context.get(sid)) {
             if let Some(CachedContext::Scalable(c)) = cached {
                 self.count(|s| s.context_cache_hits += 1);
@@ -482,7 +486,7 @@ impl<'a> Session<'a> {
     }
 
     /// The PASID table entry for (sid, pasid); its `fpd` includes the directory entry's.
-    fn pasid_entry(
+    pub(super) fn pasid_entry(
         &mut self,
         sid: u16,
         ctx: &ScalableContext,
@@ -544,6 +548,29 @@ impl<'a> Session<'a> {
         Ok(e)
     }
 
+    /// The PASID whose entry a request uses: its own, or the context entry's RID_PASID.
+    pub(super) fn select_pasid(
+        &mut self,
+        ctx: &ScalableContext,
+        pasid: Option<u32>,
+    ) -> Result<u32, Failure> {
+        let fpd = ctx.fpd;
+        match pasid {
+            Some(_) if !ctx.pasid_enable => {
+                Err(self.blame(fault(FaultReason::SmPasidDisabled, fpd)))
+            }
+            // PASIDs beyond ECAP.PSS (20 bits) or the directory size (PDTS).
+            Some(p) if p > 0xf_ffff || p >> 6 >= ctx.dir_entries => {
+                Err(self.blame(fault(FaultReason::SmPasidTooLarge, fpd)))
+            }
+            Some(p) => Ok(p),
+            None if ctx.rid_pasid >> 6 >= ctx.dir_entries => {
+                Err(self.blame(fault(FaultReason::SmRidPasidInvalid, fpd)))
+            }
+            None => Ok(ctx.rid_pasid),
+        }
+    }
+
     fn translate_scalable(
         &mut self,
         root: u64,
@@ -552,20 +579,7 @@ impl<'a> Session<'a> {
     ) -> Result<Remapped, Failure> {
         let ctx = self.scalable_context(root, sid)?;
         let fpd = ctx.fpd;
-        let pasid = match req.pasid {
-            Some(_) if !ctx.pasid_enable => {
-                return Err(self.blame(fault(FaultReason::SmPasidDisabled, fpd)))
-            }
-            // PASIDs beyond ECAP.PSS (20 bits) or the directory size (PDTS).
-            Some(p) if p > 0xf_ffff || p >> 6 >= ctx.dir_entries => {
-                return Err(self.blame(fault(FaultReason::SmPasidTooLarge, fpd)))
-            }
-            Some(p) => p,
-            None if ctx.rid_pasid >> 6 >= ctx.dir_entries => {
-                return Err(self.blame(fault(FaultReason::SmRidPasidInvalid, fpd)))
-            }
-            None => ctx.rid_pasid,
-        };
+        let pasid = self.select_pasid(&ctx, req.pasid)?;
         let pe = self.pasid_entry(sid, &ctx, pasid)?;
         let fpd = fpd || pe.fpd;
         match pe.pgtt {
@@ -627,7 +641,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn second_stage_config(&self, root: u64, aw_code: u64) -> WalkConfig {
+    pub(super) fn second_stage_config(&self, root: u64, aw_code: u64) -> WalkConfig {
         WalkConfig {
             root,
             levels: levels(aw_code),

@@ -79,7 +79,7 @@ impl WalkFault {
 /// address bits 51:HAW are reserved; bit 11 is reserved unless ECAP.SC; bit 7 (PS) is reserved in
 /// SL-PML5E/SL-PML4E and in SL-PDPE/SL-PDE when the page size is not supported; a large leaf reserves
 /// the address bits below its size.
-fn reserved_mask(cfg: &WalkConfig, level: u32, leaf_shift: Option<u32>) -> u64 {
+pub(super) fn reserved_mask(cfg: &WalkConfig, level: u32, leaf_shift: Option<u32>) -> u64 {
     let haw = cfg.haw.min(52);
     let mut m = ((1u64 << 52) - 1) & !((1u64 << haw) - 1);
     m |= 1 << 62;

@@ -3,6 +3,7 @@
 
 mod bringup;
 mod caching;
+mod dump;
 mod faults;
 mod first_stage;
 mod fs_util;
