@@ -17,6 +17,9 @@ use crate::bus::{Bus, BusDevice, BusError};
 use crate::interrupts::InterruptRemapper;
 use crate::layout;
 
+/// Most mappings `dump-tables` lists (the model also bounds the tables it visits).
+const DUMP_LIMIT: usize = 4096;
+
 /// Errors in `--iommu`.
 #[derive(Debug, Error)]
 pub enum IommuOptionError {
@@ -164,14 +167,23 @@ impl IommuUnit {
         }
     }
 
-    /// Every live mapping of a source, as JSON (and Graphviz dot when asked).
+    /// Every live mapping of a source, as JSON (with Graphviz dot of the table tree when asked).
     pub fn dump_json(
         &self,
-        _source_id: u16,
-        _pasid: Option<u32>,
-        _dot: bool,
+        source_id: u16,
+        pasid: Option<u32>,
+        dot: bool,
     ) -> Result<serde_json::Value, String> {
-        Err("dump-tables: not wired to this model yet".into())
+        match self {
+            IommuUnit::Vtd(v) => {
+                let d = v.dump(source_id, pasid, DUMP_LIMIT);
+                let mut j = serde_json::to_value(&d).map_err(|e| e.to_string())?;
+                if dot {
+                    j["dot"] = iommu::vtd::dump_dot(&d).into();
+                }
+                Ok(j)
+            }
+        }
     }
 
     /// Makes the next `count` translations of `source_id` fail with `reason`.

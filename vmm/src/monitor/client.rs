@@ -85,17 +85,46 @@ fn render_lookup(r: &serde_json::Value) -> String {
     out
 }
 
+fn perms(p: &serde_json::Value) -> String {
+    let bit = |k: &str, c: char| if p[k].as_bool() == Some(true) { c } else { '-' };
+    format!(
+        "{}{}{}",
+        bit("read", 'r'),
+        bit("write", 'w'),
+        bit("exec", 'x')
+    )
+}
+
 fn render_dump(r: &serde_json::Value) -> String {
-    let mut out =
-        String::from("        IOVA start            IOVA end  ->          output   page  perms\n");
+    let mut out = format!(
+        "source {} pasid {} mode: {}{}\n",
+        r["source_id"],
+        r["pasid"],
+        r["mode"].as_str().unwrap_or("?"),
+        if r["truncated"].as_bool() == Some(true) {
+            " (truncated)"
+        } else {
+            ""
+        }
+    );
+    out += "        IOVA first           IOVA last  ->          output        page  perms\n";
     for m in r["mappings"].as_array().into_iter().flatten() {
         out += &format!(
-            "{:>18} {:>19}  -> {:>15} {:>6}  {}\n",
+            "{:>18} {:>19}  -> {:>15} {:>11}  {}\n",
             hex(&m["iova"]),
             hex(&m["last"]),
             hex(&m["output"]),
-            m["page_size"],
-            m["perms"].as_str().unwrap_or_default()
+            hex(&m["page_size"]),
+            perms(&m["perms"])
+        );
+    }
+    for f in r["faults"].as_array().into_iter().flatten() {
+        out += &format!(
+            "{:>18} {:>19}  fault {} ({})\n",
+            hex(&f["iova"]),
+            hex(&f["last"]),
+            hex(&f["reason"]),
+            f["description"].as_str().unwrap_or_default()
         );
     }
     out

@@ -195,6 +195,33 @@ mod tests {
     }
 
     #[test]
+    fn dump_and_translate_answer_without_a_guest() {
+        // A detached unit has translation disabled: both commands still answer (and say so).
+        let t = MonitorTarget::for_tests("vtd");
+        let d = t.handle(&Request::DumpTables {
+            source: "00:03.0".into(),
+            pasid: None,
+            dot: true,
+        });
+        let d = d.result.unwrap();
+        assert!(
+            d["mode"].is_string() && d["dot"].as_str().unwrap().contains("digraph"),
+            "{d}"
+        );
+        let l = t.handle(&Request::Translate {
+            source: "00:03.0".into(),
+            pasid: None,
+            iova: 0x1000,
+            write: false,
+        });
+        let l = l.result.unwrap();
+        assert!(
+            l["steps"].is_array() && (l["result"].is_object() || l["fault"].is_object()),
+            "{l}"
+        );
+    }
+
+    #[test]
     fn stats_are_json() {
         let t = MonitorTarget::for_tests("vtd");
         let r = t.handle(&Request::Stats);
