@@ -127,7 +127,7 @@ pub struct MachineArgs {
     /// Number of vCPUs (1..=8).
     #[arg(long, default_value_t = 1)]
     pub cpus: u8,
-    /// IOMMU in front of the PCI devices: vtd[,aw=39|48|57][,sm=on|off][,fl=on|off][,nest=on|off]
+    /// IOMMU in front of the PCI devices: vtd[,aw=39..57][,sm=on|off][,fl=on|off][,nest=on|off]
     /// [,fl5=on|off][,fl1g=on|off][,ir=on|off][,eim=on|off][,nfr=N][,caching=on|off][,rmrr=BASE-END@BDF].
     #[arg(long)]
     pub iommu: Option<crate::iommus::IommuConfig>,
