@@ -155,6 +155,9 @@ pub fn shell_function(iovmm: &str) -> String {
     if [ "$fs" != "$levels" ]; then
         why="${{why:+$why; }}$fs first-stage steps, expected $levels"
     fi
+    # The same walk for people, into the run log (README shows one).
+    walk=$({iovmm} debug translate --monitor {HOST_SOCKET} --source "$src" --iova "$iova" 2>&1)
+    printf '%s\n' "$walk" | sed 's/^/iovmm-monitor-walk: /'
     if [ -z "$why" ]; then
         echo "{RESULT} ok $iova -> $want in $levels first-stage steps"
     else
@@ -336,7 +339,19 @@ mod tests {
                 .env("TMPDIR", &dir)
                 .output()
                 .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            // The walk for people goes to the log as `iovmm-monitor-walk:` lines; the answer is the rest.
+            assert!(
+                stdout.contains("iovmm-monitor-walk: "),
+                "{name}: {stdout:?}"
+            );
+            let text = stdout
+                .lines()
+                .filter(|l| !l.starts_with("iovmm-monitor-walk:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_string();
             let rust = judge(&req(), &parse_walk(&json).unwrap(), &json);
             assert_eq!(results([text.as_str()]).len(), 1, "{name}: {text:?}");
             assert_eq!(

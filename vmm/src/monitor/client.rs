@@ -70,11 +70,12 @@ fn render_lookup(r: &serde_json::Value) -> String {
     match (&r["result"], &r["fault"]) {
         (t, _) if !t.is_null() => {
             out += &format!(
-                "=> IOVA {} -> {} (page {} bytes, {})\n",
+                "=> IOVA {} -> {} (page {} bytes, {}, {} stage)\n",
                 hex(&r["iova"]),
                 hex(&t["output"]),
                 t["page_size"],
-                t["perms"]
+                t["perms"].as_str().unwrap_or_default(),
+                t["stage"].as_str().unwrap_or("no")
             )
         }
         (_, f) if !f.is_null() => {
