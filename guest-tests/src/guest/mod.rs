@@ -23,6 +23,7 @@ pub mod sys;
 pub mod testdev;
 pub mod vfio;
 pub mod vfio_cdev;
+pub mod vmm_end;
 pub mod vtd;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::vtd::nest::{
 use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
-use super::{acpi, cpus, kmsg, memmap, msi, pci};
+use super::{acpi, cpus, kmsg, memmap, msi, pci, vmm_end};
 
 /// One guest test.
 pub struct TestCase {
@@ -145,6 +145,16 @@ pub const TESTS: &[TestCase] = &[
         name: "msix",
         summary: "the test device's MSI-X vector reaches user space through VFIO",
         run: msi::run_msix,
+    },
+    TestCase {
+        name: "panic",
+        summary: "crash the kernel (sysrq c): the runner checks iovmm exits 125 saying the kernel panicked",
+        run: vmm_end::panic,
+    },
+    TestCase {
+        name: "hang",
+        summary: "never return: the runner checks iovmm's --timeout ends the run with 124",
+        run: vmm_end::hang,
     },
 ];
 

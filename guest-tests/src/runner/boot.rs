@@ -88,7 +88,10 @@ pub fn boot(
     sink: &mut Sink<'_>,
 ) -> Result<BootRun, String> {
     let machine = p.scenario.machine_args();
-    let inner = vmm_timeout(timeout);
+    let inner = match p.scenario.end.and_then(|e| e.vmm_timeout_secs) {
+        Some(t) => t.min(vmm_timeout(timeout)),
+        None => vmm_timeout(timeout),
+    };
     match mode {
         HostMode::Native => {
             let mut args = native::vmm_run_args(

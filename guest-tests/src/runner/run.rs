@@ -47,6 +47,7 @@ pub fn facts_from(sc: &Scenario, boot: &Result<BootRun, String>, timeout: Durati
         planned: sc.test_names(),
         timeout_secs: timeout.as_secs(),
         monitor_expected: sc.wants_monitor(),
+        expected_end: sc.end.map(|e| (e.status, e.message.to_string())),
         ..Default::default()
     };
     match boot {

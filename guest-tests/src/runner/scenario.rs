@@ -17,6 +17,19 @@ pub struct Scenario {
     pub cmdline_extra: &'static [&'static str],
     /// Guest tests (names in `guest::registry`), in order.
     pub tests: &'static [&'static str],
+    /// For scenarios that end the VM on purpose: how the VMM must report it (its last test never reports).
+    pub end: Option<VmmEnd>,
+}
+
+/// How a scenario's VMM run must end when the guest ends it the hard way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmmEnd {
+    /// iovmm's exit status (125 reset/panic, 124 timeout).
+    pub status: i32,
+    /// A line iovmm must print on stderr.
+    pub message: &'static str,
+    /// iovmm's own `--timeout` for this scenario (seconds), when it is what ends the run.
+    pub vmm_timeout_secs: Option<u64>,
 }
 
 /// Guest tests of every VT-d scenario, in order: the clean-boot checks first (`dmar-up` and `kernel-log` must see
@@ -123,6 +136,7 @@ const fn vtd(
         vmm_args,
         cmdline_extra,
         tests,
+        end: None,
     }
 }
 
@@ -140,9 +154,30 @@ pub const SCENARIOS: &[Scenario] = &[
             "acpi-tables",
             "pci-devices",
             "kernel-log",
-            "msi",
+                        "msi",
             "msix",
         ],
+        end: None,
+    },
+    Scenario {
+        name: "guest-panic",
+        summary: "the guest kernel panics (sysrq c): iovmm ends the run with status 125 and says it panicked",
+        cpus: 1,
+        memory_mib: 256,
+        vmm_args: &[],
+        cmdline_extra: &[],
+        tests: &["cpus", "panic"],
+        end: Some(VmmEnd { status: 125, message: "iovmm: guest kernel panicked", vmm_timeout_secs: None }),
+    },
+    Scenario {
+        name: "guest-hang",
+        summary: "the guest hangs: iovmm's --timeout ends the run with status 124",
+        cpus: 1,
+        memory_mib: 256,
+        vmm_args: &[],
+        cmdline_extra: &[],
+        tests: &["cpus", "hang"],
+        end: Some(VmmEnd { status: 124, message: "iovmm: timeout", vmm_timeout_secs: Some(20) }),
     },
     vtd(
         "vtd-legacy",

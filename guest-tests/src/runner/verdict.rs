@@ -29,6 +29,9 @@ pub struct RunFacts {
     pub monitor_expected: bool,
     /// The `iovmm-monitor-check:` answers found in the output (`Err(why)` for `not ok`).
     pub monitor_results: Vec<Result<String, String>>,
+    /// The scenario ends the VM on purpose: (iovmm exit status, stderr line) it must report. Its last planned
+    /// test (the trigger) never reports a result, and the run case checks this ending instead.
+    pub expected_end: Option<(i32, String)>,
 }
 
 /// Cases and counts.
@@ -91,6 +94,47 @@ fn missing_reason(f: &RunFacts) -> String {
             ),
             None => "no result: the run ended before this test reported".to_string(),
         }
+    }
+}
+
+/// The run case of a scenario that ends the VM on purpose: iovmm's status and message must say how.
+fn end_case(f: &RunFacts, status: i32, message: &str, classname: &str) -> Case {
+    let mut problems = Vec::new();
+    if let Some(e) = &f.setup_error {
+        problems.push(e.clone());
+    }
+    if f.timed_out {
+        problems.push(format!(
+            "the runner timed out after {} s (iovmm did not end the run)",
+            f.timeout_secs
+        ));
+    }
+    match f.vmm_status {
+        Some(c) if c == status => {}
+        Some(c) => problems.push(format!(
+            "VMM exit status {c} ({}), expected {status}",
+            describe_status(c)
+        )),
+        None => problems.push("VMM exit status unknown".to_string()),
+    }
+    if !f.vmm_messages.iter().any(|m| m.contains(message)) {
+        problems.push(format!(
+            "iovmm did not say {message:?} (it said: {})",
+            f.vmm_messages.join(" | ")
+        ));
+    }
+    let outcome = if problems.is_empty() {
+        CaseOutcome::Pass
+    } else {
+        CaseOutcome::Fail {
+            message: problems.join("; "),
+            details: f.vmm_messages.join("\n"),
+        }
+    };
+    Case {
+        name: RUN_CASE.to_string(),
+        classname: classname.to_string(),
+        outcome,
     }
 }
 
@@ -193,7 +237,10 @@ pub fn judge(f: &RunFacts) -> Verdict {
     let classname = format!("iovmm.{}", f.scenario);
     let mut cases = Vec::new();
     let mut guest_failed = false;
-    let count = f.planned.len().max(f.ktap.results.len());
+    let mut count = f.planned.len().max(f.ktap.results.len());
+    if f.expected_end.is_some() && f.ktap.results.len() < f.planned.len() {
+        count = f.planned.len() - 1; // the trigger test ends the VM before it can report
+    }
     for i in 0..count {
         let number = (i + 1) as u32;
         let planned = f.planned.get(i);
@@ -249,7 +296,10 @@ pub fn judge(f: &RunFacts) -> Verdict {
     if f.monitor_expected {
         cases.push(monitor_case(f, &classname));
     }
-    cases.push(run_case(f, guest_failed, &classname));
+    cases.push(match &f.expected_end {
+        Some((status, message)) => end_case(f, *status, message, &classname),
+        None => run_case(f, guest_failed, &classname),
+    });
     let failed = cases
         .iter()
         .filter(|c| matches!(c.outcome, CaseOutcome::Fail { .. }))
@@ -283,6 +333,7 @@ mod tests {
             vmm_messages: vec![],
             monitor_expected: false,
             monitor_results: vec![],
+            expected_end: None,
         }
     }
 
@@ -442,5 +493,29 @@ mod tests {
         assert!(
             matches!(&v.cases[0].outcome, CaseOutcome::Fail { message, .. } if message == "not run: missing bzImage")
         );
+    }
+
+    fn ended(status: Option<i32>, messages: &[&str]) -> RunFacts {
+        let mut ktap = crate::runner::ktap::parse(["KTAP version 1", "1..2", "ok 1 cpus"]);
+        ktap.found = true;
+        RunFacts {
+            scenario: "guest-panic".into(),
+            planned: vec!["cpus".into(), "panic".into()],
+            ktap,
+            vmm_status: status,
+            vmm_messages: messages.iter().map(|m| m.to_string()).collect(),
+            expected_end: Some((125, "iovmm: guest kernel panicked".into())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn expected_end_passes_only_with_the_right_status_and_message() {
+        let v = judge(&ended(Some(125), &["iovmm: guest kernel panicked"]));
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.cases.len(), 2, "cpus + run case, no case for the trigger");
+        assert!(!judge(&ended(Some(0), &["iovmm: guest kernel panicked"])).ok());
+        assert!(!judge(&ended(Some(125), &["iovmm: guest reset (i8042 reset)"])).ok());
+        assert!(!judge(&ended(None, &[])).ok());
     }
 }
