@@ -1,6 +1,7 @@
 //! PCI emulation for iovmm: configuration space with write masks, BARs, MSI and MSI-X, the PCI Express and
 //! power management capabilities, the PASID and ATS extended capabilities, the host bridge, the segment
-//! (CF8/CFC, ECAM, BAR-routed MMIO, firmware-style BAR assignment) and the DMA test device. No KVM dependency:
+//! (CF8/CFC, ECAM, BAR-routed MMIO, firmware-style BAR assignment), the DMA test device and the PCI endpoint
+//! test function (for the guest kernel's `pci_endpoint_test` driver). No KVM dependency:
 //! the VMM drives [`PciSegment`] from its exit handlers and implements [`MsiSink`].
 //!
 //! Every guest-reachable path tolerates any access size and offset: out-of-range reads return all ones and
@@ -12,6 +13,7 @@ pub mod bus;
 pub mod capability;
 pub mod config;
 pub mod device;
+pub mod epf_test;
 pub mod msi;
 pub mod msix;
 pub mod pcie;
@@ -27,6 +29,7 @@ pub use bar::{Bar, BarError, BarType};
 pub use bus::{PciSegment, SegmentError, CONFIG_ADDRESS_PORT, CONFIG_PORT_COUNT, ECAM_SIZE};
 pub use config::{ConfigSpace, HeaderType0};
 pub use device::PciDevice;
+pub use epf_test::EpfTest;
 pub use msi::{Delivery, MsiError, MsiMessage, MsiSink, RecordingSink};
 pub use root::HostBridge;
 pub use test_device::TestDevice;
