@@ -12,6 +12,7 @@ pub mod dmabuf;
 pub mod hwpt;
 pub mod init;
 pub mod iommufd;
+pub mod kernel_dma;
 pub mod kmsg;
 pub mod ktap;
 pub mod memmap;

@@ -9,7 +9,7 @@ use super::vtd::nest::{
 use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
-use super::{acpi, cpus, kmsg, memmap, msi, pci, vmm_end};
+use super::{acpi, cpus, kernel_dma, kmsg, memmap, msi, pci, vmm_end};
 
 /// One guest test.
 pub struct TestCase {
@@ -45,6 +45,11 @@ pub const TESTS: &[TestCase] = &[
         name: "kernel-log",
         summary: "no kernel message at warning level or worse",
         run: kmsg::run,
+    },
+    TestCase {
+        name: "kernel-dma",
+        summary: "the kernel's pci_endpoint_test driver moves CRC-checked data through the DMA API (WRITE/READ/COPY, 4 KiB..1 MiB) and MSI",
+        run: kernel_dma::run,
     },
     TestCase {
         name: "dmar-up",

@@ -186,7 +186,7 @@ mod tests {
         let sc = scenario::find("boot").unwrap();
         let lines = [
             "KTAP version 1",
-            "1..7",
+            "1..8",
             "ok 1 cpus",
             "iovmm: guest exit status 1",
         ];
@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(f.vmm_messages, vec!["iovmm: guest exit status 1"]);
         let v = verdict::judge(&f);
         assert_eq!(v.passed, 1);
-        assert_eq!(v.failed, 7); // six missing results + the run case (status 1 but nothing failed)
+        assert_eq!(v.failed, 8); // seven missing results + the run case (status 1 but nothing failed)
 
         let f = facts_from(sc, &Err("missing bzImage".into()), Duration::from_secs(30));
         assert_eq!(f.setup_error.as_deref(), Some("missing bzImage"));

@@ -97,6 +97,7 @@ pub const VTD_FIRST_STAGE_TESTS: &[&str] = &[
     "pci-devices",
     "kernel-log",
     "default-domain",
+    "kernel-dma",
     "ir-up",
     "hw-info",
     "vfio-cdev",
@@ -154,7 +155,8 @@ pub const SCENARIOS: &[Scenario] = &[
             "acpi-tables",
             "pci-devices",
             "kernel-log",
-                        "msi",
+            "kernel-dma",
+            "msi",
             "msix",
         ],
         end: None,
@@ -375,7 +377,7 @@ mod tests {
         assert_eq!(
             s.guest_cmdline(),
             "console=ttyS0 reboot=k panic=-1 iovmm.scenario=boot \
-             iovmm.tests=cpus,memory-map,acpi-tables,pci-devices,kernel-log,msi,msix \
+             iovmm.tests=cpus,memory-map,acpi-tables,pci-devices,kernel-log,kernel-dma,msi,msix \
              vfio.enable_unsafe_noiommu_mode=1"
         );
         assert!(find("nope").is_none());
@@ -452,6 +454,9 @@ mod tests {
         let fs = find("vtd-first-stage").unwrap().tests;
         let pos = |n: &str| fs.iter().position(|t| *t == n).unwrap();
         assert!(pos("default-domain") < pos("ir-up"));
+        // The kernel's own DMA user runs on a clean log, before anything binds the test device.
+        assert!(pos("kernel-log") < pos("kernel-dma"));
+        assert!(pos("kernel-dma") < pos("vfio-cdev"));
         assert!(pos("default-domain") < pos("vfio-cdev"));
     }
 
