@@ -25,7 +25,7 @@ fn rig(port: Arc<dyn DmaPort>, mem_size: usize) -> Rig {
     Rig { dev, sink, mem }
 }
 
-/// Identity port, 4 MiB of RAM, BME and MSI (4 vectors) on: what the host driver leaves after probe.
+/// 4 MiB of RAM, BME and MSI on (software asks for 4 vectors, gets the one offered): the state after probe.
 fn ready(port: Arc<dyn DmaPort>) -> Rig {
     let mut r = rig(port, 4 << 20);
     cfg_write(
@@ -96,6 +96,12 @@ fn identity_matches_the_host_drivers_default_data_entry() {
         (0, BarType::Mem32, 0x1000)
     );
     assert!(c.find_capability(id::PCI_EXPRESS).is_some());
+    let msi = c.find_capability(id::MSI).unwrap();
+    assert_eq!(
+        c.read_u16(msi + msi_reg::CONTROL) >> 1 & 7,
+        0,
+        "one MSI vector (MMC 0)"
+    );
 }
 
 #[test]
@@ -359,15 +365,13 @@ fn no_bus_master_no_dma_and_no_interrupt() {
 #[test]
 fn raise_msi_sends_the_requested_message() {
     let mut r = ready(Arc::new(IdentityPort));
-    for number in 1..=4u32 {
-        write32(&mut r.dev, REG_IRQ_TYPE, IRQ_TYPE_MSI);
-        write32(&mut r.dev, REG_IRQ_NUMBER, number);
-        write32(&mut r.dev, REG_COMMAND, COMMAND_RAISE_MSI_IRQ);
-        assert_eq!(read32(&mut r.dev, REG_STATUS), STATUS_IRQ_RAISED);
-        assert_eq!(r.sink.take(), vec![msi(number - 1)]);
-    }
+    write32(&mut r.dev, REG_IRQ_TYPE, IRQ_TYPE_MSI);
+    write32(&mut r.dev, REG_IRQ_NUMBER, 1);
+    write32(&mut r.dev, REG_COMMAND, COMMAND_RAISE_MSI_IRQ);
+    assert_eq!(read32(&mut r.dev, REG_STATUS), STATUS_IRQ_RAISED);
+    assert_eq!(r.sink.take(), vec![msi(0)]);
     // Message 0 and messages beyond the allocated vectors are invalid: status says raised, nothing is sent.
-    for number in [0u32, 5, u32::MAX] {
+    for number in [0u32, 2, 5, u32::MAX] {
         write32(&mut r.dev, REG_IRQ_NUMBER, number);
         write32(&mut r.dev, REG_COMMAND, COMMAND_RAISE_MSI_IRQ);
         assert_eq!(read32(&mut r.dev, REG_STATUS), STATUS_IRQ_RAISED);
