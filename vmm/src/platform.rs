@@ -97,6 +97,17 @@ pub fn test_device_bdf() -> u16 {
     u16::from(pci::test_device::DEFAULT_DEVICE_NUMBER) << 3
 }
 
+/// The PCI endpoint test function's requester id (BDF 00:04.0): the guest kernel's pci_endpoint_test driver
+/// does DMA with it through the DMA API (the IOMMU's default domain).
+pub fn epf_test_bdf() -> u16 {
+    u16::from(pci::epf_test::DEFAULT_DEVICE_NUMBER) << 3
+}
+
+/// Requester ids of every DMA-capable device behind the IOMMU.
+pub fn dma_sources() -> Vec<u16> {
+    vec![test_device_bdf(), epf_test_bdf()]
+}
+
 /// Everything the guest is given besides RAM and the CPU.
 pub struct Platform {
     pub config: MachineConfig,
@@ -126,7 +137,8 @@ impl Platform {
             Some(unit) => unit.port(),
             None => Arc::new(IdentityPort),
         };
-        let dma = DmaAccessor::new(port, io.mem.clone(), u32::from(test_device_bdf()));
+        let dma = DmaAccessor::new(port.clone(), io.mem.clone(), u32::from(test_device_bdf()));
+        let epf_dma = DmaAccessor::new(port, io.mem.clone(), u32::from(epf_test_bdf()));
         let remapper = iommu.as_ref().and_then(IommuUnit::remapper);
         let router = Arc::new(MsiRouter::new(io.msi, remapper));
         let mut segment = pci::PciSegment::new();
@@ -138,6 +150,11 @@ impl Platform {
                 pci::test_device::DEFAULT_DEVICE_NUMBER,
                 Box::new(test_device),
             )
+            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        let epf = pci::epf_test::EpfTest::new(router.for_device(epf_test_bdf()), epf_dma)
+            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        segment
+            .add_device(pci::epf_test::DEFAULT_DEVICE_NUMBER, Box::new(epf))
             .map_err(|e| PlatformError::Pci(e.to_string()))?;
         segment
             .allocate_bars(

@@ -170,10 +170,7 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
     )?;
 
     if let Some(path) = &run.monitor {
-        let target = MonitorTarget::new(
-            platform.iommu.clone(),
-            vec![crate::platform::test_device_bdf()],
-        );
+        let target = MonitorTarget::new(platform.iommu.clone(), crate::platform::dma_sources());
         crate::monitor::server::spawn(path, Arc::new(target)).map_err(|source| {
             VmError::Monitor {
                 path: path.clone(),

@@ -31,10 +31,7 @@ impl MonitorTarget {
             Arc::new(iommu::mem::TestMemory::new(0)),
             Arc::new(crate::platform::DiscardMsi),
         );
-        Ok(Self::new(
-            Some(unit),
-            vec![crate::platform::test_device_bdf()],
-        ))
+        Ok(Self::new(Some(unit), crate::platform::dma_sources()))
     }
 
     #[cfg(test)]
@@ -157,7 +154,11 @@ mod tests {
         let r = t.handle(&Request::PermittedRanges {
             source: "00:04.0".into(),
         });
-        assert!(r.error.unwrap().contains("no device 00:04.0"));
+        assert!(r.ok, "the endpoint test function is behind the IOMMU too");
+        let r = t.handle(&Request::PermittedRanges {
+            source: "00:05.0".into(),
+        });
+        assert!(r.error.unwrap().contains("no device 00:05.0"));
         let none = MonitorTarget::new(None, vec![]);
         assert!(none
             .handle(&Request::Stats)
