@@ -459,7 +459,11 @@ impl VtdConfig {
             | regs::ECAP_PT
             | regs::ECAP_SC
             | (regs::IRO_OFFSET / 16) << regs::ECAP_IRO_SHIFT
-            | if self.ir { regs::ECAP_IR } else { 0 }
+            | if self.ir {
+                regs::ECAP_IR | regs::MHMV << regs::ECAP_MHMV_SHIFT
+            } else {
+                0
+            }
             | if self.ir && self.eim {
                 regs::ECAP_EIM
             } else {
@@ -812,7 +816,7 @@ mod tests {
         assert_eq!(d.cap(), 0x0112_078c_402f_0606, "with FL1GP");
         assert_eq!(
             d.ecap(),
-            0x0003_c998_8400_30db,
+            0x0003_c998_84f0_30db,
             "with IR, EIM, FLTS, SRS and NEST"
         );
     }

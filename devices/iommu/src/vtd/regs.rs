@@ -74,6 +74,11 @@ pub const ECAP_EIM: u64 = 1 << 4;
 pub const ECAP_PT: u64 = 1 << 6;
 pub const ECAP_SC: u64 = 1 << 7;
 pub const ECAP_IRO_SHIFT: u32 = 8;
+/// ECAP.MHMV (bits 23:20): maximum handle mask value of index-selective IEC invalidation (VT-d 10.4.3);
+/// Linux refuses multi-vector MSI blocks whose handle mask exceeds it.
+pub const ECAP_MHMV_SHIFT: u32 = 20;
+/// The MHMV we offer: blocks of up to 2^15 entries (IEC invalidation honours any IM up to it).
+pub const MHMV: u64 = 0xf;
 pub const ECAP_NEST: u64 = 1 << 26;
 pub const ECAP_PRS: u64 = 1 << 29;
 pub const ECAP_SRS: u64 = 1 << 31;
