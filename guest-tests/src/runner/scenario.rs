@@ -79,6 +79,7 @@ pub const VTD_NESTED_TESTS: &[&str] = &[
     "ir-up",
     "hw-info",
     "vfio-cdev",
+    "iova-ranges",
     "dma-copy",
     "nested-dma",
     "nested-probe",
