@@ -28,7 +28,7 @@
 #    (`cat base.cpio.gz scenario.cpio.gz > combined.cpio.gz`: Linux unpacks
 #    concatenated compressed archives in order, later files win).
 # 3. It runs
-#      qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 2 -m 2048 \
+#      qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 1 -m 2048 \
 #        -kernel build/images/testhost-vmlinuz -initrd combined.cpio.gz \
 #        -append "console=ttyS0 panic=-1 quiet" -nographic -no-reboot
 #    and reads the serial console from QEMU's stdout:
