@@ -203,18 +203,10 @@ impl ConfigSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{command, HeaderType0};
+    use crate::config::command;
 
     fn cfg() -> ConfigSpace {
-        ConfigSpace::new(&HeaderType0 {
-            vendor_id: 1,
-            device_id: 2,
-            revision_id: 0,
-            class_code: 0,
-            subsystem_vendor_id: 0,
-            subsystem_id: 0,
-            interrupt_pin: 0,
-        })
+        crate::config::test_config()
     }
 
     fn guest_write_u32(c: &mut ConfigSpace, off: usize, v: u32) {

@@ -261,6 +261,20 @@ impl ConfigSpace {
     }
 }
 
+/// A blank type-0 configuration space (vendor 1, device 2) for unit tests of capability and BAR code.
+#[cfg(test)]
+pub(crate) fn test_config() -> ConfigSpace {
+    ConfigSpace::new(&HeaderType0 {
+        vendor_id: 1,
+        device_id: 2,
+        revision_id: 0,
+        class_code: 0,
+        subsystem_vendor_id: 0,
+        subsystem_id: 0,
+        interrupt_pin: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
