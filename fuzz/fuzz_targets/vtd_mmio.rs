@@ -13,7 +13,7 @@ mod common;
 
 use common::{check_translation, config, Input, Unit, HOT};
 use iommu::vtd::regs;
-use iommu::{Access, DmaMemory, DmaPort, DmaRequest, RequestKind};
+use iommu::{DmaMemory, DmaPort, DmaRequest};
 use libfuzzer_sys::fuzz_target;
 
 const MEM: u64 = 4 << 20;
@@ -64,22 +64,7 @@ fn request(inp: &mut Input, mapped: u64) -> DmaRequest {
         1 => u64::from(inp.u32()) << (inp.u8() % 28),
         _ => mapped + u64::from(inp.u16() & 0xfff),
     };
-    DmaRequest {
-        source_id,
-        pasid,
-        iova,
-        access: if flags & 0x20 != 0 {
-            Access::Write
-        } else {
-            Access::Read
-        },
-        privileged: flags & 0x40 != 0,
-        kind: if flags & 0x80 != 0 {
-            RequestKind::TranslationRequest
-        } else {
-            RequestKind::Untranslated
-        },
-    }
+    common::request(source_id, pasid, iova, flags)
 }
 
 /// What the driver would have set up for 00:03.0 before enabling translation, in the pages from `root`

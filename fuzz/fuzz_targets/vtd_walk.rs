@@ -29,7 +29,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::{check_translation, config, Input, Unit};
-use iommu::{Access, DmaPort, DmaRequest, RequestKind};
+use iommu::{DmaPort, DmaRequest, RequestKind};
 use libfuzzer_sys::fuzz_target;
 
 const MEM: u64 = 2 << 20;
@@ -464,22 +464,7 @@ impl<'a> Layout<'a> {
             }
             _ => u64::from(inp.u32()) << 12,
         };
-        DmaRequest {
-            source_id,
-            pasid,
-            iova,
-            access: if flags & 0x20 != 0 {
-                Access::Write
-            } else {
-                Access::Read
-            },
-            privileged: flags & 0x40 != 0,
-            kind: if flags & 0x80 != 0 {
-                RequestKind::TranslationRequest
-            } else {
-                RequestKind::Untranslated
-            },
-        }
+        common::request(source_id, pasid, iova, flags)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use iommu::mem::TestMemory;
 use iommu::vtd::{regs, Vtd, VtdConfig};
-use iommu::{DmaMemory, DmaRequest, InterruptSink, MemError, Translation};
+use iommu::{Access, DmaMemory, DmaRequest, InterruptSink, MemError, RequestKind, Translation};
 
 /// Reads fuzz input front to back; past the end everything reads as zero.
 pub struct Input<'a> {
@@ -304,5 +304,25 @@ pub fn check_translation(req: &DmaRequest, t: &Translation) {
             last < regs::MSI_FIRST || t.output > regs::MSI_LAST,
             "{req:x?} -> {t:x?} overlaps the interrupt range"
         );
+    }
+}
+
+/// A request from fuzz-chosen flag bits: 0x20 write, 0x40 privileged, 0x80 ATS translation request.
+pub fn request(source_id: u32, pasid: Option<u32>, iova: u64, flags: u8) -> DmaRequest {
+    DmaRequest {
+        source_id,
+        pasid,
+        iova,
+        access: if flags & 0x20 != 0 {
+            Access::Write
+        } else {
+            Access::Read
+        },
+        privileged: flags & 0x40 != 0,
+        kind: if flags & 0x80 != 0 {
+            RequestKind::TranslationRequest
+        } else {
+            RequestKind::Untranslated
+        },
     }
 }
