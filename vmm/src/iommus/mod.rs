@@ -7,13 +7,11 @@ use firmware_tables::acpi::{
     build_dmar, AcpiError, DeviceScope, DmarConfig, Drhd, Rmrr as DmarRmrr,
 };
 use firmware_tables::description::{IommuInfo, IovaRange};
-use iommu::vtd::{Lookup, LookupOutcome, Structure};
 use iommu::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
 use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms};
-use serde_json::json;
 use thiserror::Error;
 
-use crate::bus::{Bus, BusDevice, BusError};
+use crate::bus::{Bus, BusError};
 use crate::interrupts::InterruptRemapper;
 use crate::layout;
 
@@ -233,110 +231,19 @@ impl IommuUnit {
     }
 }
 
-fn perms_string(p: Perms) -> String {
+mod vtd;
+
+pub use vtd::lookup_to_json;
+use vtd::{VtdMmio, VtdRemapper};
+
+/// `rwx` with dashes for missing permissions.
+pub(crate) fn perms_string(p: Perms) -> String {
     format!(
         "{}{}{}",
         if p.read { 'r' } else { '-' },
         if p.write { 'w' } else { '-' },
         if p.exec { 'x' } else { '-' }
     )
-}
-
-/// The monitor's `translate` answer: every step (structure, address, index, raw entry, decoded fields and a
-/// `depth`: 1 for the second-stage walks a nested lookup does for first-stage table addresses), then `result`
-/// (output address of the IOVA, page, permissions, stage) or `fault` (reason, description, failing step).
-/// `lookup` carries the model's full answer (A/D updates translate() would make, cached IOTLB entry).
-pub fn lookup_to_json(l: &Lookup) -> serde_json::Value {
-    let steps: Vec<serde_json::Value> = l
-        .steps
-        .iter()
-        .map(|s| {
-            let (name, depth) = match s.structure {
-                Structure::RootEntry => ("root entry".to_string(), 0),
-                Structure::ContextEntry => ("context entry".to_string(), 0),
-                Structure::PasidDirectory => ("PASID directory".to_string(), 0),
-                Structure::PasidTable => ("PASID table".to_string(), 0),
-                Structure::FirstStage { level } => (format!("first-stage L{level}"), 0),
-                Structure::SecondStage { level, purpose, .. } => {
-                    let nested = !matches!(purpose, iommu::vtd::SecondStagePurpose::Request);
-                    (format!("second-stage L{level}"), u32::from(nested))
-                }
-            };
-            json!({
-                "structure": name,
-                "depth": depth,
-                "address": s.address,
-                "index": s.index,
-                "raw": s.entry,
-                "decoded": s.decoded,
-                "detail": s.structure,
-            })
-        })
-        .collect();
-    let (result, fault) = match &l.outcome {
-        LookupOutcome::Translated { translation, stage } => (
-            json!({
-                "output": translation.translate(l.iova),
-                "page_iova": translation.iova,
-                "page_output": translation.output,
-                "page_size": translation.page_size,
-                "perms": perms_string(translation.perms),
-                "stage": stage,
-            }),
-            serde_json::Value::Null,
-        ),
-        LookupOutcome::Fault {
-            reason,
-            description,
-            step,
-            recorded,
-        } => (
-            serde_json::Value::Null,
-            json!({ "reason": reason, "description": description, "step": step, "recorded": recorded }),
-        ),
-        LookupOutcome::InterruptRange => (
-            serde_json::Value::Null,
-            json!({ "reason": 0, "description": "interrupt address range (not DMA)", "step": null }),
-        ),
-        LookupOutcome::BadSourceId => (
-            serde_json::Value::Null,
-            json!({ "reason": 0, "description": "not a PCI requester id", "step": null }),
-        ),
-    };
-    json!({
-        "source": l.source_id,
-        "pasid": l.pasid,
-        "iova": l.iova,
-        "access": l.access,
-        "steps": steps,
-        "result": result,
-        "fault": fault,
-        "lookup": l,
-    })
-}
-
-/// VT-d interrupt remapping in front of KVM (Intel VT-d 5.1): blocked requests were recorded by the unit.
-struct VtdRemapper(Arc<Vtd>);
-
-impl InterruptRemapper for VtdRemapper {
-    fn remap(&self, source_id: u16, address: u64, data: u32) -> Option<(u64, u32)> {
-        self.0
-            .remap_msi(source_id, address, data)
-            .ok()
-            .map(|m| m.to_msi())
-    }
-}
-
-/// VT-d registers on the MMIO bus.
-struct VtdMmio(Arc<Vtd>);
-
-impl BusDevice for VtdMmio {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.0.mmio_read(offset, data);
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        self.0.mmio_write(offset, data);
-    }
 }
 
 #[cfg(test)]
