@@ -3,3 +3,4 @@
 
 pub mod acpi;
 pub mod description;
+pub mod fdt;

@@ -10,6 +10,7 @@
 mod dmar;
 mod dsdt;
 mod fadt;
+mod iort;
 mod layout;
 mod madt;
 mod mcfg;
@@ -23,6 +24,10 @@ mod test_support;
 pub use dmar::{
     build_dmar, DeviceScope, DmarConfig, Drhd, Rmrr, MAX_DRHD_SIZE_LOG2_PAGES,
     MIN_HOST_ADDRESS_WIDTH, PLATFORM_IOAPIC_SOURCE_ID,
+};
+pub use iort::{
+    build_iort, IdMapping, IortConfig, IortItsGroup, IortRootComplex, IortSmmuv3, NodeRef,
+    MAX_HTTU_OVERRIDE,
 };
 pub use layout::{build_acpi, table_files, AcpiTable, AcpiTables};
 pub use platform::{AcpiPlatform, IoApic, PciHostBridge};
@@ -55,6 +60,9 @@ pub enum AcpiError {
     /// A DMAR description breaks a rule of the VT-d specification (chapter 8) or one Linux enforces.
     #[error("invalid DMAR: {0}")]
     InvalidDmar(String),
+    /// An IORT description breaks a rule of Arm DEN 0049 or one Linux enforces.
+    #[error("invalid IORT: {0}")]
+    InvalidIort(String),
 }
 
 #[cfg(test)]
