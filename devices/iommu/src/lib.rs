@@ -4,6 +4,7 @@
 //! behind (or [`IdentityPort`] when none). Models read their in-memory structures through [`DmaMemory`],
 //! whose accesses fail — never panic — outside guest RAM.
 
+pub mod bringup;
 pub mod dma;
 pub mod mem;
 pub mod ranges;

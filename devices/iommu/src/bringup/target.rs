@@ -1,0 +1,192 @@
+//! What the engine drives: any IOMMU model behind one small trait, and the factory that builds one from
+//! a script's `model` option string.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::mem::DmaMemory;
+use crate::request::{DmaFault, DmaRequest, InterruptSink, Translation};
+
+/// An IOMMU model as a bring-up script sees it: a register window, a translation port, a
+/// side-effect-free explanation of a translation, and model-specific calls.
+///
+/// MMIO accesses reaching the target have been checked by the engine: `size` is 4 or 8, `offset` is
+/// naturally aligned and `offset + size <= mmio_size()`.
+pub trait BringupTarget {
+    /// Short model name for reports ("vtd", "smmuv3", "tce").
+    fn model(&self) -> &'static str;
+
+    /// The canonical option string of the model as built (every default spelled out).
+    fn option_string(&self) -> String;
+
+    /// Size of the register window in bytes (0 if the model has none: every MMIO step is refused).
+    fn mmio_size(&self) -> u64;
+
+    /// A little-endian register read of `size` bytes.
+    fn mmio_read(&self, offset: u64, size: u8) -> u64;
+
+    /// A little-endian register write of the low `size` bytes of `value`.
+    fn mmio_write(&self, offset: u64, size: u8, value: u64);
+
+    /// One DMA request through the model's translation port, with all its side effects (caches, fault
+    /// records, interrupts, accessed/dirty bits).
+    fn translate(&self, req: &DmaRequest) -> Result<Translation, DmaFault>;
+
+    /// The model's side-effect-free lookup of `req` (every structure entry the walk reads and the
+    /// result), printed in a report when a DMA step does not match.
+    fn explain(&self, req: &DmaRequest) -> Value;
+
+    /// A model-specific interface that is not MMIO: hypercalls and firmware calls (sPAPR `H_PUT_TCE`,
+    /// RTAS `ibm,create-pe-dma-window`, ...) or test hooks (`inject_fault`). Arguments and results are
+    /// the call's registers, in order: a hypercall returns `[status, ret...]`. `Err` is for a call the
+    /// model does not have or cannot make sense of; an architected error status is an `Ok` value.
+    fn call(&self, name: &str, args: &[u64]) -> Result<Vec<u64>, String> {
+        let _ = args;
+        Err(format!(
+            "model `{}` has no call `{name}` (its calls: {})",
+            self.model(),
+            self.calls().join(", ")
+        ))
+    }
+
+    /// Names of the calls [`BringupTarget::call`] accepts, for error messages.
+    fn calls(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+}
+
+/// The models a script can name, by the first item of its option string.
+pub const MODELS: [&str; 2] = ["vtd", "smmuv3"];
+
+/// Builds the model named by `option` (`"vtd,sm=off"`, ...) over `mem`, its own interrupts going to
+/// `irq`. `Err` carries the model parser's message.
+pub fn build_target(
+    option: &str,
+    mem: Arc<dyn DmaMemory>,
+    irq: Arc<dyn InterruptSink>,
+) -> Result<Box<dyn BringupTarget>, String> {
+    let head = option.split(',').next().unwrap_or_default();
+    match head {
+        "vtd" => super::vtd::build(option, mem, irq),
+        _ => Err(format!(
+            "unknown model `{head}` (known: {})",
+            MODELS.join(", ")
+        )),
+    }
+}
+
+/// Keys whose integer values are addresses, entries or sizes: shown as hex strings in explanations.
+const HEX_KEYS: [&str; 12] = [
+    "address",
+    "iova",
+    "output",
+    "entry",
+    "input",
+    "page_size",
+    "old",
+    "bits",
+    "first",
+    "last",
+    "base",
+    "value",
+];
+
+/// Rewrites the integers under address-like keys (see `HEX_KEYS`) of a serialized lookup as `0x...`
+/// strings, recursively (arrays under such a key too), so a walk reads like the spec's tables.
+pub fn hexify(v: Value) -> Value {
+    fn hex_all(v: Value) -> Value {
+        match v {
+            Value::Number(n) => match n.as_u64() {
+                Some(u) => Value::String(format!("{u:#x}")),
+                None => Value::Number(n),
+            },
+            Value::Array(a) => Value::Array(a.into_iter().map(hex_all).collect()),
+            Value::Object(o) => {
+                Value::Object(o.into_iter().map(|(k, v)| (k, hex_all(v))).collect())
+            }
+            other => other,
+        }
+    }
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = if HEX_KEYS.contains(&k.as_str()) {
+                        match v {
+                            Value::Number(_) | Value::Array(_) => hex_all(v),
+                            other => hexify(other),
+                        }
+                    } else {
+                        hexify(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(hexify).collect()),
+        other => other,
+    }
+}
+
+/// Little-endian bytes of `value`, `size` of them.
+pub(super) fn le_bytes(value: u64, size: u8) -> Vec<u8> {
+    value.to_le_bytes()[..usize::from(size.min(8))].to_vec()
+}
+
+/// The value of up to 8 little-endian bytes.
+pub(super) fn from_le(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .take(8)
+        .enumerate()
+        .fold(0, |acc, (i, b)| acc | u64::from(*b) << (8 * i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hexify_rewrites_address_like_keys_only() {
+        let v = json!({
+            "iova": 4096, "level": 4, "reason": 5,
+            "steps": [{"address": 16, "index": 3, "entry": [1, 255], "decoded": "P"}],
+            "outcome": {"translation": {"iova": 0, "output": 8192, "page_size": 4096, "perms": {"read": true}}},
+            "pasid": null
+        });
+        let h = hexify(v);
+        assert_eq!(h["iova"], "0x1000");
+        assert_eq!(h["level"], 4);
+        assert_eq!(h["reason"], 5);
+        assert_eq!(h["steps"][0]["address"], "0x10");
+        assert_eq!(h["steps"][0]["index"], 3);
+        assert_eq!(h["steps"][0]["entry"], json!(["0x1", "0xff"]));
+        assert_eq!(h["outcome"]["translation"]["output"], "0x2000");
+        assert_eq!(h["outcome"]["translation"]["perms"]["read"], true);
+        assert!(h["pasid"].is_null());
+    }
+
+    #[test]
+    fn le_helpers() {
+        assert_eq!(le_bytes(0x1122_3344_5566_7788, 4), [0x88, 0x77, 0x66, 0x55]);
+        assert_eq!(from_le(&[0x88, 0x77, 0x66, 0x55]), 0x5566_7788);
+        assert_eq!(from_le(&le_bytes(u64::MAX, 8)), u64::MAX);
+    }
+
+    #[test]
+    fn unknown_models_are_refused() {
+        let mem: Arc<dyn DmaMemory> = Arc::new(crate::mem::TestMemory::new(0x1000));
+        let irq: Arc<dyn InterruptSink> = Arc::new(super::super::memory::MsiLog::default());
+        let e = build_target("amd-vi", mem.clone(), irq.clone())
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("unknown model `amd-vi`") && e.contains("vtd"),
+            "{e}"
+        );
+        let e = build_target("vtd,aw=12", mem, irq).err().unwrap();
+        assert!(e.contains("aw"), "{e}");
+    }
+}
