@@ -9,6 +9,7 @@ pub mod dma;
 pub mod mem;
 pub mod ranges;
 pub mod request;
+pub mod smmuv3;
 pub mod vtd;
 
 pub use dma::{DmaAccessor, DmaError};
