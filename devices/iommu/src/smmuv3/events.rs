@@ -183,7 +183,7 @@ mod tests {
         let dw = e.encode();
         assert_eq!(dw[0], 3 | 7 << 32);
         assert_eq!(dw[1], 0);
-        assert_eq!(dw[3], 0x0000_0000_1234_5678);
+        assert_eq!(dw[3], 0x000f_0000_1234_5678);
         assert_eq!(event_name(C_BAD_CD), "C_BAD_CD");
         assert_eq!(event_name(0x99), "UNKNOWN");
         assert!(injectable(F_PERMISSION) && !injectable(0x99));
