@@ -8,5 +8,6 @@
 //!
 //! The comparison logic is made of pure functions over strings and structs so it is unit tested on the host.
 
+pub mod bringup;
 pub mod guest;
 pub mod runner;
