@@ -65,29 +65,6 @@ impl PageAlloc {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aligned_and_disjoint() {
-        let mut a = PageAlloc::new(0x1000_0000, 0x10_0000);
-        let x = a.alloc(0x40, 0x40).unwrap();
-        let y = a.alloc(0x1000, 0x1000).unwrap();
-        let z = a.alloc(0x3000, 0x1000).unwrap();
-        assert_eq!(x, 0x1000_0000);
-        assert_eq!(y, 0x1000_1000);
-        assert_eq!(z % 0x4000, 0, "sizes round up to a power of two: {z:#x}");
-        assert!(z >= y + 0x1000);
-        let big = a.alloc(0x1_0000, 0x1_0000).unwrap();
-        assert_eq!(big % 0x1_0000, 0);
-        assert!(a.alloc(0x10_0000, 0x1000).is_err());
-        a.reset();
-        assert_eq!(a.used(), 0);
-        assert_eq!(a.alloc(1, 1).unwrap(), 0x1000_0000);
-    }
-}
-
 /// Allocates and zeroes a block through `b`.
 pub fn zalloc(
     b: &mut dyn super::backend::Backend,
@@ -105,4 +82,28 @@ pub fn zalloc(
         done += n;
     }
     Ok(pa)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_and_disjoint() {
+        let mut a = PageAlloc::new(0x1000_0000, 0x10_0000);
+        let x = a.alloc(0x40, 0x40).unwrap();
+        let y = a.alloc(0x1000, 0x1000).unwrap();
+        let z = a.alloc(0x3000, 0x1000).unwrap();
+        assert_eq!(x, 0x1000_0000);
+        assert_eq!(y, 0x1000_1000);
+        assert_eq!(z, y + 0x1000);
+        let w = a.alloc(0x40, 0x40).unwrap();
+        assert_eq!(w, z + 0x4000, "sizes round up to a power of two");
+        let big = a.alloc(0x1_0000, 0x1_0000).unwrap();
+        assert_eq!(big % 0x1_0000, 0);
+        assert!(a.alloc(0x10_0000, 0x1000).is_err());
+        a.reset();
+        assert_eq!(a.used(), 0);
+        assert_eq!(a.alloc(1, 1).unwrap(), 0x1000_0000);
+    }
 }

@@ -58,7 +58,7 @@ impl Mapping {
     /// Pointer to `size` bytes at offset `off`, if they lie inside and are naturally aligned.
     fn at(&self, off: u64, size: usize) -> Option<*mut u8> {
         let o = usize::try_from(off).ok()?;
-        if o.checked_add(size)? > self.len || o % size != 0 {
+        if o.checked_add(size)? > self.len || !o.is_multiple_of(size) {
             return None;
         }
         // SAFETY: `o + size <= len`, so the result stays inside the mapping.
@@ -218,7 +218,7 @@ impl Backend for DevMem {
         let mut i = 0usize;
         while i < buf.len() {
             let o = start + i as u64;
-            if o % 8 == 0 && buf.len() - i >= 8 {
+            if o.is_multiple_of(8) && buf.len() - i >= 8 {
                 buf[i..i + 8].copy_from_slice(&self.ram.read64(o).to_le_bytes());
                 i += 8;
             } else {
@@ -234,7 +234,7 @@ impl Backend for DevMem {
         let mut i = 0usize;
         while i < buf.len() {
             let o = start + i as u64;
-            if o % 8 == 0 && buf.len() - i >= 8 {
+            if o.is_multiple_of(8) && buf.len() - i >= 8 {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(&buf[i..i + 8]);
                 self.ram.write64(o, u64::from_le_bytes(w));

@@ -254,7 +254,7 @@ impl PageTable {
         size: u64,
         perm: Perm,
     ) -> Result<u64, String> {
-        if iova % size != 0 || out % size != 0 {
+        if !iova.is_multiple_of(size) || !out.is_multiple_of(size) {
             return Err(format!(
                 "map {iova:#x} -> {out:#x}: not aligned to {size:#x}"
             ));
@@ -329,6 +329,7 @@ mod tests {
         let t = pt(&mut b, &mut a, Granule::K4, 32);
         assert_eq!(t.start_level(), 1);
         // Stage 2: 40 bits start at level 1 with two concatenated tables; 48 bits at level 0.
+        let base = b.mem_base();
         let t = PageTable::new(&mut b, &mut a, Stage::S2, Granule::K4, 40, 0).unwrap();
         assert_eq!(t.start_level(), 1);
         assert_eq!(t.root % 0x2000, 0);
@@ -336,15 +337,12 @@ mod tests {
             &mut b,
             &mut a,
             0xff_8000_0000,
-            b.mem_base(),
+            base,
             0x1000,
             Perm::ReadWrite,
         )
         .unwrap();
-        assert_eq!(
-            t.walk(&mut b, 0xff_8000_0010).unwrap(),
-            Some(b.mem_base() + 0x10)
-        );
+        assert_eq!(t.walk(&mut b, 0xff_8000_0010).unwrap(), Some(base + 0x10));
         let t = PageTable::new(&mut b, &mut a, Stage::S2, Granule::K4, 48, 0).unwrap();
         assert_eq!(t.start_level(), 0);
     }

@@ -20,6 +20,7 @@ pub mod msi;
 pub mod pci;
 pub mod registry;
 pub mod report;
+pub mod smmuv3;
 pub mod sys;
 pub mod testdev;
 pub mod vfio;

@@ -9,7 +9,7 @@ use super::vtd::nest::{
 use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
-use super::{acpi, cpus, kernel_dma, kmsg, memmap, msi, pci, vmm_end};
+use super::{acpi, cpus, kernel_dma, kmsg, memmap, msi, pci, smmuv3, vmm_end};
 
 /// One guest test.
 pub struct TestCase {
@@ -140,6 +140,111 @@ pub const TESTS: &[TestCase] = &[
         name: "nested-faults",
         summary: "stage-1 and stage-2 faults of nested DMA: device and DMAR log agree on first/second-stage reasons",
         run: nested_faults::run,
+    },
+    TestCase {
+        name: "smmuv3-bringup",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case bringup",
+        run: smmuv3::bringup,
+    },
+    TestCase {
+        name: "smmuv3-gbpa",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case gbpa",
+        run: smmuv3::gbpa,
+    },
+    TestCase {
+        name: "smmuv3-strtab-linear",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case strtab-linear",
+        run: smmuv3::strtab_linear,
+    },
+    TestCase {
+        name: "smmuv3-strtab-2lvl",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case strtab-2lvl",
+        run: smmuv3::strtab_2lvl,
+    },
+    TestCase {
+        name: "smmuv3-bypass",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case bypass",
+        run: smmuv3::bypass,
+    },
+    TestCase {
+        name: "smmuv3-abort",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case abort",
+        run: smmuv3::abort,
+    },
+    TestCase {
+        name: "smmuv3-bad-ste",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case bad-ste",
+        run: smmuv3::bad_ste,
+    },
+    TestCase {
+        name: "smmuv3-s1-4k",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case s1-4k",
+        run: smmuv3::s1_4k,
+    },
+    TestCase {
+        name: "smmuv3-s1-granule",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case s1-granule",
+        run: smmuv3::s1_granule,
+    },
+    TestCase {
+        name: "smmuv3-s1-ssid",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case s1-ssid",
+        run: smmuv3::s1_ssid,
+    },
+    TestCase {
+        name: "smmuv3-s2",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case s2",
+        run: smmuv3::s2,
+    },
+    TestCase {
+        name: "smmuv3-nested",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case nested",
+        run: smmuv3::nested,
+    },
+    TestCase {
+        name: "smmuv3-readonly",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case readonly",
+        run: smmuv3::readonly,
+    },
+    TestCase {
+        name: "smmuv3-unmapped",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case unmapped",
+        run: smmuv3::unmapped,
+    },
+    TestCase {
+        name: "smmuv3-tlb-invalidate",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case tlb-invalidate",
+        run: smmuv3::tlb_invalidate,
+    },
+    TestCase {
+        name: "smmuv3-cfg-invalidate",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case cfg-invalidate",
+        run: smmuv3::cfg_invalidate,
+    },
+    TestCase {
+        name: "smmuv3-cmd-sync-msi",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case cmd-sync-msi",
+        run: smmuv3::cmd_sync_msi,
+    },
+    TestCase {
+        name: "smmuv3-cmd-illegal",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case cmd-illegal",
+        run: smmuv3::cmd_illegal,
+    },
+    TestCase {
+        name: "smmuv3-evtq-irq",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case evtq-irq",
+        run: smmuv3::evtq_irq,
+    },
+    TestCase {
+        name: "smmuv3-evtq-overflow",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case evtq-overflow",
+        run: smmuv3::evtq_overflow,
+    },
+    TestCase {
+        name: "smmuv3-disable-reenable",
+        summary: "SMMUv3 bring-up driver over /dev/mem: suite case disable-reenable",
+        run: smmuv3::disable_reenable,
     },
     TestCase {
         name: "msi",

@@ -122,6 +122,37 @@ pub const VTD_NESTED_57_OPTIONS: &str = "vtd,aw=57,sm=on,fl=on,nest=on,fl5=on,ir
 /// The RMRR the `vtd-rmrr*` scenarios give device 00:05.0 (a slot no device occupies): 1 MiB at 127 MiB.
 pub const RMRR_OPTION: &str = "rmrr=0x7f00000-0x7ffffff@00:05.0";
 
+/// Guest tests of the SMMUv3 scenarios: every case of the shared bring-up suite, in suite order
+/// (`guest::smmuv3`; the x86 guest kernel has no SMMUv3 driver, so our driver runs over /dev/mem).
+pub const SMMUV3_TESTS: &[&str] = &[
+    "smmuv3-bringup",
+    "smmuv3-gbpa",
+    "smmuv3-strtab-linear",
+    "smmuv3-strtab-2lvl",
+    "smmuv3-bypass",
+    "smmuv3-abort",
+    "smmuv3-bad-ste",
+    "smmuv3-s1-4k",
+    "smmuv3-s1-granule",
+    "smmuv3-s1-ssid",
+    "smmuv3-s2",
+    "smmuv3-nested",
+    "smmuv3-readonly",
+    "smmuv3-unmapped",
+    "smmuv3-tlb-invalidate",
+    "smmuv3-cfg-invalidate",
+    "smmuv3-cmd-sync-msi",
+    "smmuv3-cmd-illegal",
+    "smmuv3-evtq-irq",
+    "smmuv3-evtq-overflow",
+    "smmuv3-disable-reenable",
+];
+
+/// Guest command line of the SMMUv3 scenarios: 16 MiB of RAM at 256 MiB kept from the kernel for the bring-up
+/// driver's tables, queues and DMA buffers (`crate::bringup::devmem::RAM_BASE`). Every layer passes words
+/// without a shell or single-quoted, so the `$` needs no escaping.
+pub const SMMUV3_CMDLINE: &[&str] = &["memmap=16M$0x10000000"];
+
 /// One VT-d scenario: 2 vCPUs, 512 MiB.
 const fn vtd(
     name: &'static str,
@@ -285,6 +316,21 @@ pub const SCENARIOS: &[Scenario] = &[
         &["--iommu", "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on,caching=off"],
         VTD_IR_CMDLINE,
         VTD_FIRST_STAGE_TESTS,
+    ),
+    vtd(
+        "smmuv3",
+        "Arm SMMUv3 (default options) driven by our bring-up driver over /dev/mem: stream tables, CDs, S1/S2/\
+         nested DMA, faults and events, invalidation, command errors, event-queue overflow",
+        &["--iommu", "smmuv3"],
+        SMMUV3_CMDLINE,
+        SMMUV3_TESTS,
+    ),
+    vtd(
+        "smmuv3-nocache",
+        "smmuv3 with the model's TLB and configuration cache off (stale-entry checks flip accordingly)",
+        &["--iommu", "smmuv3,caching=off"],
+        SMMUV3_CMDLINE,
+        SMMUV3_TESTS,
     ),
 ];
 
@@ -459,6 +505,46 @@ mod tests {
         assert!(pos("kernel-log") < pos("kernel-dma"));
         assert!(pos("kernel-dma") < pos("vfio-cdev"));
         assert!(pos("default-domain") < pos("vfio-cdev"));
+    }
+
+    #[test]
+    fn smmuv3_scenarios() {
+        let s = find("smmuv3").unwrap();
+        assert_eq!(s.machine_args()[4..], ["--iommu", "smmuv3"]);
+        assert!(s.guest_cmdline().ends_with(" memmap=16M$0x10000000"));
+        // The reserved region lies inside the guest's RAM.
+        assert!(
+            u64::from(s.memory_mib) << 20
+                >= crate::bringup::devmem::RAM_BASE + crate::bringup::devmem::RAM_SIZE
+        );
+        let n = find("smmuv3-nocache").unwrap();
+        assert_eq!(n.vmm_args[1], "smmuv3,caching=off");
+        assert_eq!((n.tests, n.cmdline_extra), (s.tests, s.cmdline_extra));
+        // Every suite case runs, in suite order.
+        let want: Vec<String> = crate::bringup::smmuv3::suite::CASES
+            .iter()
+            .map(|c| crate::guest::smmuv3::test_name(c.name))
+            .collect();
+        assert_eq!(s.test_names(), want);
+    }
+
+    /// The `$` of `memmap=16M$0x10000000` must reach iovmm's --cmdline intact through the test host's run.sh.
+    #[test]
+    fn memmap_dollar_survives_the_test_host_shell() {
+        let s = find("smmuv3").unwrap();
+        let cmdline = s.guest_cmdline();
+        let args = vec!["run".to_string(), "--cmdline".to_string(), cmdline.clone()];
+        let script = crate::runner::tcg::run_script(&args)
+            .replace(crate::runner::tcg::HOST_IOVMM, "printf '%s\\n'")
+            .replace(crate::runner::tcg::HOST_STDERR, "/dev/null");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.lines().any(|l| l == cmdline), "{text}");
+        assert!(text.contains("memmap=16M$0x10000000"), "{text}");
     }
 
     #[test]
