@@ -80,7 +80,7 @@ fn real_main(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
         Command::Tables(args) => {
             let platform = Platform::build(&machine(&args.machine), PlatformIo::detached())?;
             std::fs::create_dir_all(&args.out)?;
-            for (name, bytes) in platform.table_files() {
+            for (name, bytes) in platform.table_files()? {
                 let path = args.out.join(name);
                 std::fs::write(&path, bytes)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -31,6 +31,8 @@ pub enum PlatformError {
     Iommu(#[from] IommuOptionError),
     #[error("IOMMU tables: {0}")]
     IommuTables(acpi::AcpiError),
+    #[error("IOMMU firmware blob: {0}")]
+    IommuFirmware(String),
 }
 
 /// Options that shape the machine.
@@ -192,9 +194,16 @@ impl Platform {
         })
     }
 
-    /// Raw table files for `iovmm tables`.
-    pub fn table_files(&self) -> Vec<(String, &[u8])> {
-        acpi::table_files(&self.acpi)
+    /// Raw table files for `iovmm tables`: every ACPI table, then the IOMMU's non-ACPI blobs (a device tree).
+    pub fn table_files(&self) -> Result<Vec<(String, Vec<u8>)>, PlatformError> {
+        let mut files: Vec<(String, Vec<u8>)> = acpi::table_files(&self.acpi)
+            .into_iter()
+            .map(|(name, bytes)| (name, bytes.to_vec()))
+            .collect();
+        if let Some(c) = &self.config.iommu {
+            files.extend(c.extra_files().map_err(PlatformError::IommuFirmware)?);
+        }
+        Ok(files)
     }
 
     /// Puts the PCI host bridge on the buses: CF8/CFC, ECAM, and the two BAR windows.

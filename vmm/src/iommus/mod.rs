@@ -7,6 +7,7 @@ use firmware_tables::acpi::{
     build_dmar, AcpiError, DeviceScope, DmarConfig, Drhd, Rmrr as DmarRmrr,
 };
 use firmware_tables::description::{IommuInfo, IovaRange};
+use iommu::smmuv3::{Smmuv3, Smmuv3Config, SMMUV3_MMIO_SIZE};
 use iommu::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
 use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms};
 use thiserror::Error;
@@ -23,7 +24,9 @@ const DUMP_LIMIT: usize = 4096;
 pub enum IommuOptionError {
     #[error("--iommu {0}: {1}")]
     Vtd(String, String),
-    #[error("--iommu {0}: unknown IOMMU model (available: vtd)")]
+    #[error("--iommu {0}: {1}")]
+    Smmuv3(String, String),
+    #[error("--iommu {0}: unknown IOMMU model (available: vtd, smmuv3)")]
     UnknownModel(String),
 }
 
@@ -31,6 +34,7 @@ pub enum IommuOptionError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IommuConfig {
     Vtd(VtdConfig),
+    Smmuv3(Smmuv3Config),
 }
 
 impl FromStr for IommuConfig {
@@ -41,6 +45,9 @@ impl FromStr for IommuConfig {
             "vtd" => VtdConfig::from_str(s)
                 .map(IommuConfig::Vtd)
                 .map_err(|e| IommuOptionError::Vtd(s.to_string(), e.to_string())),
+            "smmuv3" => Smmuv3Config::from_str(s)
+                .map(IommuConfig::Smmuv3)
+                .map_err(|e| IommuOptionError::Smmuv3(s.to_string(), e.to_string())),
             _ => Err(IommuOptionError::UnknownModel(s.to_string())),
         }
     }
@@ -51,6 +58,7 @@ impl IommuConfig {
     pub fn option_string(&self) -> String {
         match self {
             IommuConfig::Vtd(c) => c.option_string(),
+            IommuConfig::Smmuv3(c) => c.option_string(),
         }
     }
 
@@ -58,6 +66,7 @@ impl IommuConfig {
     pub fn reserved_ranges(&self) -> Vec<(u64, u64)> {
         match self {
             IommuConfig::Vtd(c) => c.rmrrs.iter().map(|r| (r.base, r.end)).collect(),
+            IommuConfig::Smmuv3(_) => Vec::new(),
         }
     }
 
@@ -94,6 +103,15 @@ impl IommuConfig {
                 };
                 Ok(vec![build_dmar(&dmar)?])
             }
+            IommuConfig::Smmuv3(c) => Ok(vec![smmuv3::iort(c)?]),
+        }
+    }
+
+    /// Firmware blobs that are not ACPI tables, for `iovmm tables` (name, bytes).
+    pub fn extra_files(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+        match self {
+            IommuConfig::Vtd(_) => Ok(Vec::new()),
+            IommuConfig::Smmuv3(c) => Ok(vec![("smmuv3.dtb".into(), smmuv3::fdt(c)?)]),
         }
     }
 }
@@ -102,12 +120,16 @@ impl IommuConfig {
 #[derive(Clone)]
 pub enum IommuUnit {
     Vtd(Arc<Vtd>),
+    Smmuv3(Arc<Smmuv3>),
 }
 
 impl IommuUnit {
     pub fn new(config: &IommuConfig, mem: Arc<dyn DmaMemory>, irq: Arc<dyn InterruptSink>) -> Self {
         match config {
             IommuConfig::Vtd(c) => IommuUnit::Vtd(Arc::new(Vtd::new(c.clone(), mem, irq))),
+            IommuConfig::Smmuv3(c) => {
+                IommuUnit::Smmuv3(Arc::new(Smmuv3::new(smmuv3::platform_config(c), mem, irq)))
+            }
         }
     }
 
@@ -115,6 +137,7 @@ impl IommuUnit {
     pub fn port(&self) -> Arc<dyn DmaPort> {
         match self {
             IommuUnit::Vtd(v) => v.clone(),
+            IommuUnit::Smmuv3(s) => s.clone(),
         }
     }
 
@@ -122,7 +145,7 @@ impl IommuUnit {
     pub fn remapper(&self) -> Option<Arc<dyn InterruptRemapper>> {
         match self {
             IommuUnit::Vtd(v) if v.config().ir => Some(Arc::new(VtdRemapper(v.clone()))),
-            IommuUnit::Vtd(_) => None,
+            IommuUnit::Vtd(_) | IommuUnit::Smmuv3(_) => None,
         }
     }
 
@@ -134,6 +157,11 @@ impl IommuUnit {
                 layout::VTD_START,
                 VTD_MMIO_SIZE,
             ),
+            IommuUnit::Smmuv3(s) => mmio_bus.insert(
+                Arc::new(Mutex::new(smmuv3::Smmuv3Mmio(s.clone()))),
+                layout::SMMUV3_START,
+                SMMUV3_MMIO_SIZE,
+            ),
         }
     }
 
@@ -141,6 +169,7 @@ impl IommuUnit {
     pub fn permitted_ranges(&self, source_id: u16) -> iommu::PermittedRanges {
         match self {
             IommuUnit::Vtd(v) => v.permitted_ranges(source_id),
+            IommuUnit::Smmuv3(s) => s.permitted_ranges(u32::from(source_id), None),
         }
     }
 
@@ -148,6 +177,7 @@ impl IommuUnit {
     pub fn stats_json(&self) -> Result<serde_json::Value, String> {
         match self {
             IommuUnit::Vtd(v) => serde_json::to_value(v.stats()).map_err(|e| e.to_string()),
+            IommuUnit::Smmuv3(s) => serde_json::to_value(s.stats()).map_err(|e| e.to_string()),
         }
     }
 
@@ -162,6 +192,12 @@ impl IommuUnit {
         let access = if write { Access::Write } else { Access::Read };
         match self {
             IommuUnit::Vtd(v) => Ok(lookup_to_json(&v.lookup(source_id, pasid, iova, access))),
+            IommuUnit::Smmuv3(s) => Ok(smmuv3::lookup_to_json(&s.lookup(
+                u32::from(source_id),
+                pasid,
+                iova,
+                access,
+            ))),
         }
     }
 
@@ -181,22 +217,41 @@ impl IommuUnit {
                 }
                 Ok(j)
             }
+            IommuUnit::Smmuv3(s) => {
+                if dot {
+                    return Err("dot output is VT-d only; SMMUv3 dumps are JSON".into());
+                }
+                serde_json::to_value(s.dump(u32::from(source_id), pasid, DUMP_LIMIT))
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
     /// Makes the next `count` translations of `source_id` fail with `reason`.
     pub fn inject_fault(&self, source_id: u16, reason: u32, count: u32) -> Result<(), String> {
-        let reason = u8::try_from(reason)
-            .map_err(|_| format!("VT-d fault reasons are 8-bit, not {reason:#x}"))?;
         match self {
-            IommuUnit::Vtd(v) => v.inject_fault(source_id, reason, count),
+            IommuUnit::Vtd(v) => {
+                let reason = u8::try_from(reason)
+                    .map_err(|_| format!("VT-d fault reasons are 8-bit, not {reason:#x}"))?;
+                v.inject_fault(source_id, reason, count)
+            }
+            IommuUnit::Smmuv3(s) => {
+                let event = u8::try_from(reason)
+                    .map_err(|_| format!("SMMUv3 event ids are 8-bit, not {reason:#x}"))?;
+                s.inject_event(u32::from(source_id), event, count);
+                Ok(())
+            }
         }
     }
 
     /// Holds invalidation-wait completion for `duration` (driver timeout paths).
-    pub fn hold_invalidations(&self, duration: std::time::Duration) {
+    pub fn hold_invalidations(&self, duration: std::time::Duration) -> Result<(), String> {
         match self {
-            IommuUnit::Vtd(v) => v.hold_invalidation_completion(duration),
+            IommuUnit::Vtd(v) => {
+                v.hold_invalidation_completion(duration);
+                Ok(())
+            }
+            IommuUnit::Smmuv3(_) => Err("hold_invalidations is VT-d only".into()),
         }
     }
 
@@ -210,31 +265,48 @@ impl IommuUnit {
                     options: c.option_string(),
                     base: layout::VTD_START,
                     id_registers: vec![c.cap(), c.ecap()],
-                    permitted_ranges: v
-                        .permitted_ranges(test_device_bdf)
-                        .windows()
-                        .iter()
-                        .map(|w| IovaRange {
-                            first: w.first,
-                            last: w.last,
-                        })
-                        .collect(),
-                    test_device_bdf: format!(
-                        "0000:{:02x}:{:02x}.{}",
-                        test_device_bdf >> 8,
-                        (test_device_bdf >> 3) & 0x1f,
-                        test_device_bdf & 7
-                    ),
+                    permitted_ranges: ranges_info(&v.permitted_ranges(test_device_bdf)),
+                    test_device_bdf: bdf_string(test_device_bdf),
                 }
             }
+            IommuUnit::Smmuv3(s) => IommuInfo {
+                model: "smmuv3".into(),
+                options: s.config().option_string(),
+                base: layout::SMMUV3_START,
+                id_registers: smmuv3::id_registers(s),
+                permitted_ranges: ranges_info(
+                    &s.permitted_ranges(u32::from(test_device_bdf), None),
+                ),
+                test_device_bdf: bdf_string(test_device_bdf),
+            },
         }
     }
 }
 
+mod smmuv3;
 mod vtd;
 
 pub use vtd::lookup_to_json;
 use vtd::{VtdMmio, VtdRemapper};
+
+fn ranges_info(r: &iommu::PermittedRanges) -> Vec<IovaRange> {
+    r.windows()
+        .iter()
+        .map(|w| IovaRange {
+            first: w.first,
+            last: w.last,
+        })
+        .collect()
+}
+
+fn bdf_string(bdf: u16) -> String {
+    format!(
+        "0000:{:02x}:{:02x}.{}",
+        bdf >> 8,
+        (bdf >> 3) & 0x1f,
+        bdf & 7
+    )
+}
 
 /// `rwx` with dashes for missing permissions.
 pub(crate) fn perms_string(p: Perms) -> String {
@@ -281,5 +353,53 @@ mod tests {
         let tables = c.acpi_tables().unwrap();
         assert_eq!(&tables[0][..4], b"DMAR");
         assert_eq!(tables[0][36], 47, "host address width - 1");
+    }
+
+    #[test]
+    fn smmuv3_publishes_iort_and_a_device_tree() {
+        let c: IommuConfig = "smmuv3,sidbits=16".parse().unwrap();
+        assert!(c.reserved_ranges().is_empty());
+        let tables = c.acpi_tables().unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(&tables[0][..4], b"IORT");
+        let files = c.extra_files().unwrap();
+        assert_eq!(files[0].0, "smmuv3.dtb");
+        assert_eq!(&files[0].1[..4], &[0xd0, 0x0d, 0xfe, 0xed], "FDT magic");
+        assert!("smmuv3,oas=47".parse::<IommuConfig>().is_err());
+    }
+
+    #[test]
+    fn smmuv3_unit_sits_at_its_window_with_the_msi_hole() {
+        let c: IommuConfig = "smmuv3,oas=44".parse().unwrap();
+        let unit = IommuUnit::new(
+            &c,
+            Arc::new(iommu::mem::TestMemory::new(0)),
+            Arc::new(NoIrq),
+        );
+        let info = unit.info(0x18);
+        assert_eq!(info.model, "smmuv3");
+        assert_eq!(info.base, layout::SMMUV3_START);
+        assert_eq!(info.id_registers.len(), 6);
+        // IDR5.OAS (bits 2:0) = 0b100 for 44 bits (IHI0070 §6.3.6).
+        assert_eq!(info.id_registers[5] & 7, 4);
+        let r: Vec<(u64, u64)> = info
+            .permitted_ranges
+            .iter()
+            .map(|w| (w.first, w.last))
+            .collect();
+        assert_eq!(
+            r,
+            vec![(0, 0xfedf_ffff), (0xfef0_0000, (1u64 << 44) - 1)],
+            "SMMUEN=0 with GBPA bypass: the output range minus the MSI window"
+        );
+        assert!(unit.remapper().is_none());
+        assert!(unit.hold_invalidations(std::time::Duration::ZERO).is_err());
+        unit.inject_fault(0x18, 0x10, 1).unwrap();
+        assert!(unit.inject_fault(0x18, 0x100, 1).is_err());
+    }
+
+    struct NoIrq;
+    impl InterruptSink for NoIrq {
+        fn msi(&self, _address: u64, _data: u32) {}
     }
 }

@@ -124,7 +124,7 @@ impl MonitorTarget {
                     _ => return Err("inject-fault: give both source and reason".into()),
                 }
                 if let Some(ms) = hold_invalidations_ms {
-                    unit.hold_invalidations(std::time::Duration::from_millis(*ms));
+                    unit.hold_invalidations(std::time::Duration::from_millis(*ms))?;
                     done.insert("hold_invalidations_ms".into(), json!(ms));
                 }
                 if done.is_empty() {
