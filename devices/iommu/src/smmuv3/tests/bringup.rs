@@ -97,3 +97,50 @@ fn gerror_toggle_and_irq_ctrl() {
     assert_eq!(rig.smmu.stats().gerrors, 1);
     assert_eq!(rig.smmu.stats().events_lost, 2);
 }
+
+#[test]
+fn hostile_guest_never_panics_or_hangs() {
+    // xorshift: deterministic garbage.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..4 {
+        let rig = Rig::new(Smmuv3Config {
+            caching: round % 2 == 0,
+            ..Default::default()
+        });
+        rig.bringup(round < 2);
+        // Garbage in the stream table, CD/table pool and command queue.
+        for _ in 0..20_000 {
+            let a = (STRTAB + next() % 0x40_0000) & !7;
+            rig.mem.write_u64(a, next()).unwrap();
+        }
+        for i in 0..3000u64 {
+            let v = next();
+            match i % 4 {
+                0 => rig.w32(((v >> 32) % 0x200) & !3, v as u32),
+                1 => rig.w64(((v >> 40) % 0x100) & !7, next()),
+                2 => rig.w32(CMDQ_PROD, v as u32),
+                _ => rig.w32(GERRORN, rig.r32(GERROR)),
+            }
+            let sid = (next() % 0x400) as u32;
+            let ssid = (v & 1 != 0).then_some((next() % 0x10_0000) as u32);
+            let access = if v & 2 != 0 {
+                Access::Read
+            } else {
+                Access::Write
+            };
+            let _ = rig.translate(sid, ssid, next(), access);
+            if i % 100 == 0 {
+                let _ = rig.smmu.lookup(sid, ssid, next(), access);
+                let _ = rig.smmu.permitted_ranges(sid, ssid);
+                let _ = rig.smmu.dump(sid, ssid, 64);
+            }
+        }
+        let _ = rig.smmu.stats();
+    }
+}

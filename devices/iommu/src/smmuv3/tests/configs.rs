@@ -294,7 +294,7 @@ fn granules_16k_and_64k() {
     rig.bringup(false);
     // 16K: T0SZ = 28 (36-bit input) starts at level 2; TG0 = 0b10.
     let root16 = rig.alloc(0x4000);
-    rig.map_gran(root16, 14, 36, 2, 0x1234_4000, 0x7654_0000, S1_RW);
+    rig.map_gran(root16, (14, 36, 2), 0x1234_4000, 0x7654_0000, S1_RW);
     let cd = rig.alloc(64);
     rig.write_words(cd, &[cd0(1) & !0xff | 28 | 2 << 6, root16]);
     rig.write_ste(0x10, [ste0(0b101) | cd, 0, 0, 0, 0, 0, 0, 0]);
@@ -304,7 +304,7 @@ fn granules_16k_and_64k() {
     assert_eq!((t.output, t.page_size), (0x7654_0000, 0x4000));
     // 64K stage 2: S2T0SZ = 22 (42-bit), SL0 = 1 (level 2), S2TG = 0b01.
     let root64 = rig.alloc(0x1_0000);
-    rig.map_gran(root64, 16, 42, 2, 0x3_0001_0000, 0x5_0000_0000, S2_RW);
+    rig.map_gran(root64, (16, 42, 2), 0x3_0001_0000, 0x5_0000_0000, S2_RW);
     let dw2 = 7u64 | 22 << 32 | 1 << 38 | 1 << 46 | 5 << 48 | 1 << 51 | 1 << 58;
     rig.write_ste(0x11, [ste0(0b110), 0, dw2, root64, 0, 0, 0, 0]);
     let t = rig
@@ -353,7 +353,7 @@ fn permitted_ranges_ttb1_and_reserved_holes() {
     // A TTB1 address translates through TTB1's table.
     let ttb1 = rig.mem.read_u64(cd + 16).unwrap();
     let va = 0xffff_ff80_0000_1000u64;
-    rig.map_gran(ttb1, 12, 39, 1, va & ((1 << 39) - 1), 0x4000, S1_RW);
+    rig.map_gran(ttb1, (12, 39, 1), va & ((1 << 39) - 1), 0x4000, S1_RW);
     assert_eq!(rig.pa(0x18, None, va | 0x10, Access::Read), 0x4010);
     // Between the ranges: stage 1 translation fault.
     assert_eq!(

@@ -225,9 +225,10 @@ impl Rig {
             .unwrap();
     }
 
-    /// Maps one page `iova` -> `pa` in a table of granule 2^`g` bytes whose walk starts at
-    /// `start` level with `ias` input bits (leaf at level 3).
-    pub fn map_gran(&self, root: u64, g: u32, ias: u32, start: u8, iova: u64, pa: u64, attrs: u64) {
+    /// Maps one page `iova` -> `pa` in a table of `geometry` = (granule shift `g`, input bits `ias`,
+    /// start level), leaf at level 3.
+    pub fn map_gran(&self, root: u64, geometry: (u32, u32, u8), iova: u64, pa: u64, attrs: u64) {
+        let (g, ias, start) = geometry;
         let stride = g - 3;
         let shift = |l: u8| g + u32::from(3 - l) * stride;
         let mut table = root;
