@@ -49,7 +49,7 @@ fn every_step_of_every_script_has_a_note() {
         for (i, s) in steps.iter().enumerate() {
             let at = format!("{path}[{i}]");
             assert!(
-                s.note().is_some_and(|n| n.len() >= 8),
+                s.note().is_some_and(|n| n.len() >= 12),
                 "{file} {at} ({}) has no note: the scripts are documentation",
                 s.kind()
             );

@@ -38,6 +38,8 @@ pub(super) struct Engine<'a> {
 
 fn size_name(size: u64) -> String {
     match size {
+        s if s >= 1 << 50 && s.is_power_of_two() => format!("2^{} bytes", s.trailing_zeros()),
+        s if s >= 1 << 40 && s % (1 << 40) == 0 => format!("{} TiB", s >> 40),
         s if s >= 1 << 30 && s % (1 << 30) == 0 => format!("{} GiB", s >> 30),
         s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
         s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
@@ -239,7 +241,15 @@ impl Engine<'_> {
             String::new()
         };
         if got & mask == s.value.0 & mask {
-            Ok(format!("[{:#x}] = {got:#0w$x}{masked}", s.offset.0))
+            Ok(match s.mask {
+                Some(_) => format!(
+                    "[{:#x}] = {got:#0w$x} ({} = {:#x})",
+                    s.offset.0,
+                    masked.trim_start(),
+                    got & mask
+                ),
+                None => format!("[{:#x}] = {got:#0w$x}", s.offset.0),
+            })
         } else {
             Err(Mismatch::new(
                 format!("[{:#x}]{masked} = {:#0w$x}", s.offset.0, s.value.0 & mask),

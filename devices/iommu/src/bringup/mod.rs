@@ -47,6 +47,7 @@ mod memory;
 mod num;
 mod report;
 mod script;
+mod smmuv3;
 mod target;
 mod validate;
 mod vtd;

@@ -69,6 +69,7 @@ pub fn build_target(
     let head = option.split(',').next().unwrap_or_default();
     match head {
         "vtd" => super::vtd::build(option, mem, irq),
+        "smmuv3" => super::smmuv3::build(option, mem, irq),
         _ => Err(format!(
             "unknown model `{head}` (known: {})",
             MODELS.join(", ")
