@@ -26,6 +26,19 @@ pub enum Command {
     Tables(TablesArgs),
     /// Look into a running VM's IOMMU through its monitor socket (or, for `ranges`, a configuration).
     Debug(DebugArgs),
+    /// Replay a bring-up script (JSON: memory contents, register writes/reads, DMA requests with expected
+    /// translations or faults) against the IOMMU model it names, with no guest. Exit status 0 when every
+    /// step matched, 1 at the first mismatch (printed with the walk that produced it).
+    Bringup(BringupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BringupArgs {
+    /// The script (see devices/iommu/bringup/ for examples).
+    pub script: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parses a number in decimal or 0x-prefixed hex.

@@ -77,6 +77,19 @@ fn real_main(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             Ok(0)
         }
         Command::Debug(args) => debug(args.command),
+        Command::Bringup(args) => {
+            let report = iommu::bringup::run_file(&args.script)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let text = report.to_string();
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+            }
+            Ok(if report.passed() { 0 } else { 1 })
+        }
         Command::Tables(args) => {
             let platform = Platform::build(&machine(&args.machine), PlatformIo::detached())?;
             std::fs::create_dir_all(&args.out)?;

@@ -118,3 +118,62 @@ fn debug_needs_a_monitor() {
     let out = iovmm(&["debug", "stats", "--monitor", "/nonexistent/iovmm.sock"]);
     assert_one_error_line(&out, "cannot connect to monitor");
 }
+
+fn example_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../devices/iommu/bringup")
+        .join(name)
+}
+
+#[test]
+fn bringup_replays_an_example_script() {
+    let out = iovmm(&[
+        "bringup",
+        example_script("smmuv3-s1.json").to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("PASSED"), "{stdout}");
+}
+
+#[test]
+fn bringup_reports_the_first_mismatch_with_exit_status_1() {
+    // The same script expecting a different output for its first stage-1 DMA (the one whose note names the
+    // STE -> CD -> L0..L3 walk): the report names that step and prints the model's walk.
+    let text = std::fs::read_to_string(example_script("smmuv3-s1.json")).unwrap();
+    let mut script: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let steps = script["steps"].as_array_mut().unwrap();
+    let (i, step) = steps
+        .iter_mut()
+        .enumerate()
+        .find(|(_, s)| s["dma"]["expect"]["output"] == "0x800678")
+        .expect("the example translates 0x12345678 through stage 1");
+    step["dma"]["expect"]["output"] = serde_json::json!("0xdead678");
+    let path = tmp("bad-bringup.json", script.to_string().as_bytes());
+    let out = iovmm(&["bringup", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAILED at steps[{i}]")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0xdead678"), "{stdout}");
+    // The walk: the STE, the CD and the four stage-1 levels the model visited.
+    for needle in ["ste", "cd", "0x800678"] {
+        assert!(
+            stdout.to_lowercase().contains(needle),
+            "{needle} missing: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn bringup_rejects_a_bad_script_in_one_line() {
+    let path = tmp(
+        "garbage-bringup.json",
+        b"{\"model\": \"vtd\", \"steps\": [{\"warp\": 9}]}",
+    );
+    let out = iovmm(&["bringup", path.to_str().unwrap()]);
+    assert_one_error_line(&out, "bring-up script");
+    assert_eq!(out.status.code(), Some(1));
+}
