@@ -159,3 +159,33 @@ fn a_failure_inside_a_repeat_names_the_iteration() {
     assert_eq!(f.note.as_deref(), Some("GSTS off"));
     assert_eq!(f.actual, "0x80000000 (masked: 0x80000000)");
 }
+
+#[test]
+fn smmuv3_wrong_output_fails_with_the_ste_cd_and_table_walk() {
+    let mut script = load("smmuv3-s1.json");
+    let index = script
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Dma(d) if d.expect.output == Some(bringup::Num(0x80_0678))))
+        .expect("the first stage-1 hit");
+    if let Step::Dma(d) = &mut script.steps[index] {
+        d.expect.output = Some(bringup::Num(0x80_0679));
+    }
+    let report = run(&script);
+    let f = report.failure.as_ref().expect("fails");
+    assert_eq!(f.at, format!("steps[{index}]"));
+    assert!(f.actual.contains("-> 0x800678"), "{}", f.actual);
+    let walk = f.walk.as_ref().expect("walk");
+    let steps = walk["steps"].as_array().expect("walk steps");
+    let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["ste", "cd", "walk", "walk", "walk", "walk"],
+        "{walk:#}"
+    );
+    assert_eq!(steps[0]["address"], "0x100600");
+    assert_eq!(steps[1]["address"], "0x300000");
+    assert_eq!(steps[5]["desc_addr"], "0x403a28");
+    assert_eq!(steps[5]["desc"], "0x800443");
+    assert!(report.to_string().contains("\"desc_addr\": \"0x403a28\""));
+}

@@ -77,8 +77,9 @@ pub fn build_target(
     }
 }
 
-/// Keys whose integer values are addresses, entries or sizes: shown as hex strings in explanations.
-const HEX_KEYS: [&str; 12] = [
+/// Keys whose integer values are addresses, entries or sizes: shown as hex strings in explanations
+/// (VT-d lookup keys, then SMMUv3 lookup keys).
+const HEX_KEYS: [&str; 21] = [
     "address",
     "iova",
     "output",
@@ -91,6 +92,15 @@ const HEX_KEYS: [&str; 12] = [
     "last",
     "base",
     "value",
+    "words",
+    "desc",
+    "desc_addr",
+    "desc_ipa",
+    "ipa",
+    "table",
+    "record",
+    "input_addr",
+    "fetch_addr",
 ];
 
 /// Rewrites the integers under address-like keys (see `HEX_KEYS`) of a serialized lookup as `0x...`
