@@ -159,21 +159,23 @@ fn seed_windows_decompile_to_the_windows_passed_in() {
 
 #[test]
 fn other_windows_and_tokens_round_trip() {
-    let mut cfg = TceFdtConfig::default();
-    cfg.windows = vec![
-        TceFdtWindow {
-            liobn: 0x8000_0001,
-            bus_offset: 1 << 40,
-            size: 1 << 36,
-            page_shift: 16,
-        },
-        TceFdtWindow {
-            liobn: 0x42,
-            bus_offset: 0x1000_0000,
-            size: 1 << 28,
-            page_shift: 12,
-        },
-    ];
+    let mut cfg = TceFdtConfig {
+        windows: vec![
+            TceFdtWindow {
+                liobn: 0x8000_0001,
+                bus_offset: 1 << 40,
+                size: 1 << 36,
+                page_shift: 16,
+            },
+            TceFdtWindow {
+                liobn: 0x42,
+                bus_offset: 0x1000_0000,
+                size: 1 << 28,
+                page_shift: 12,
+            },
+        ],
+        ..TceFdtConfig::default()
+    };
     cfg.rtas.query = 0x101;
     cfg.rtas.reset = 0x104;
     let dts = decompile(&tce_fdt(&cfg).unwrap(), "tce-other");
