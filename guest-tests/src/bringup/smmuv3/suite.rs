@@ -149,6 +149,12 @@ fn expect_no_events(d: &mut Driver, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `[0x1, 0x2]` on one line (KTAP diagnostics are single lines).
+fn hex_list(v: impl IntoIterator<Item = u64>) -> String {
+    let items: Vec<String> = v.into_iter().map(|x| format!("{x:#x}")).collect();
+    format!("[{}]", items.join(", "))
+}
+
 fn list(ev: &[Event]) -> String {
     ev.iter()
         .map(Event::to_string)
@@ -295,8 +301,8 @@ fn bringup(d: &mut Driver) -> Result<Outcome, String> {
     }
     let f = d.feat.clone();
     d.log.lines.push(format!(
-        "IDR0..5 = {:#x?}; s1={} s2={} 2lvl={} cd2l={} msi={} pri={} httu={} sid={} ssid={} oas={} gran 4k/16k/64k={}/{}/{} ril={} cmdqs={} evtqs={}",
-        f.idr, f.s1, f.s2, f.two_level_strtab, f.cd2l, f.msi, f.pri, f.httu, f.sid_bits, f.ssid_bits, f.oas_bits,
+        "IDR0..5 = {}; s1={} s2={} 2lvl={} cd2l={} msi={} pri={} httu={} sid={} ssid={} oas={} gran 4k/16k/64k={}/{}/{} ril={} cmdqs={} evtqs={}",
+        hex_list(f.idr.iter().map(|&v| u64::from(v))), f.s1, f.s2, f.two_level_strtab, f.cd2l, f.msi, f.pri, f.httu, f.sid_bits, f.ssid_bits, f.oas_bits,
         f.gran4k, f.gran16k, f.gran64k, f.ril, f.cmdq_log2, f.evtq_log2
     ));
     if !f.gran4k {
@@ -339,14 +345,17 @@ fn bringup(d: &mut Driver) -> Result<Outcome, String> {
         if p.len() == idr.len() {
             if p != idr {
                 errs.push(format!(
-                    "published ID registers {p:#x?} differ from IDR0..5 {idr:#x?}"
+                    "published ID registers {} differ from IDR0..5 {}",
+                    hex_list(p.iter().copied()),
+                    hex_list(idr.iter().copied())
                 ));
             }
         } else {
             for v in &p {
                 if !idr.contains(v) {
                     errs.push(format!(
-                        "published ID register {v:#x} is none of IDR0..5 {idr:#x?}"
+                        "published ID register {v:#x} is none of IDR0..5 {}",
+                        hex_list(idr.iter().copied())
                     ));
                 }
             }
