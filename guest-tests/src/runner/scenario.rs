@@ -534,9 +534,10 @@ mod tests {
         let s = find("smmuv3").unwrap();
         let cmdline = s.guest_cmdline();
         let args = vec!["run".to_string(), "--cmdline".to_string(), cmdline.clone()];
+        // stderr's path starts with iovmm's: replace it first.
         let script = crate::runner::tcg::run_script(&args)
-            .replace(crate::runner::tcg::HOST_IOVMM, "printf '%s\\n'")
-            .replace(crate::runner::tcg::HOST_STDERR, "/dev/null");
+            .replace(crate::runner::tcg::HOST_STDERR, "/dev/null")
+            .replace(crate::runner::tcg::HOST_IOVMM, "printf '%s\\n'");
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
