@@ -141,7 +141,9 @@ pub struct MachineArgs {
     #[arg(long, default_value_t = 1)]
     pub cpus: u8,
     /// IOMMU in front of the PCI devices: vtd[,aw=39..57][,sm=on|off][,fl=on|off][,nest=on|off]
-    /// [,fl5=on|off][,fl1g=on|off][,ir=on|off][,eim=on|off][,nfr=N][,caching=on|off][,rmrr=BASE-END@BDF].
+    /// [,fl5=on|off][,fl1g=on|off][,ir=on|off][,eim=on|off][,nfr=N][,caching=on|off][,rmrr=BASE-END@BDF];
+    /// or smmuv3[,oas=32..52][,sidbits=N][,ssidbits=N][,stages=s1|s2|nested][,httu=0|1|2][,ril=on|off]
+    /// [,caching=on|off][,strtab=linear|2lvl][,gbpa=bypass|abort].
     #[arg(long)]
     pub iommu: Option<crate::iommus::IommuConfig>,
 }
