@@ -10,6 +10,7 @@ pub mod mem;
 pub mod ranges;
 pub mod request;
 pub mod smmuv3;
+pub mod tce;
 pub mod vtd;
 
 pub use dma::{DmaAccessor, DmaError};

@@ -1,0 +1,219 @@
+//! The sPAPR TCE hypercalls (LoPAR "Translation Control Entry" hcalls; QEMU hw/ppc/spapr_iommu.c
+//! h_put_tce / h_get_tce / h_stuff_tce / h_put_tce_indirect; Linux KVM
+//! arch/powerpc/kvm/book3s_64_vio.c for the stricter argument checks this model follows).
+//!
+//! Arguments are the guest's r4.. registers (missing ones read as 0); the result is
+//! `[status, ret...]` with negative statuses as two's-complement u64 (H_PARAMETER = -4 =
+//! 0xffff_ffff_ffff_fffc).
+//!
+//! | condition | status |
+//! |---|---|
+//! | success | H_SUCCESS (0) |
+//! | LIOBN not an enabled window of this PE | H_PARAMETER (-4) |
+//! | IOBA not aligned to the window's TCE page size (KVM kvmppc_ioba_validate) | H_PARAMETER |
+//! | IOBA (+ npages pages) outside the window, or the arithmetic overflows | H_PARAMETER |
+//! | a TCE with R or W whose address is not page aligned, not guest RAM, or in the table pool | H_PARAMETER |
+//! | H_PUT_TCE_INDIRECT: npages > 512, list not 4 KiB aligned, list not in RAM | H_PARAMETER |
+//! | the pool has no room for a table level (tables are allocated on first use) | H_NO_MEM (-9) |
+//! | a table entry of the window is outside guest RAM (guest-programmed TVE) | H_HARDWARE (-1) |
+//! | unknown opcode | H_FUNCTION (-2) |
+
+use super::pool::Pool;
+use super::state::State;
+use super::table::{self, valid, PutError, WalkEnd, TCE_ADDR_MASK};
+use super::window::Window;
+use crate::mem::DmaMemory;
+
+pub const H_SUCCESS: i64 = 0;
+pub const H_HARDWARE: i64 = -1;
+pub const H_FUNCTION: i64 = -2;
+pub const H_PARAMETER: i64 = -4;
+pub const H_NO_MEM: i64 = -9;
+
+pub const H_GET_TCE: u64 = 0x1c;
+pub const H_PUT_TCE: u64 = 0x20;
+pub const H_STUFF_TCE: u64 = 0x138;
+pub const H_PUT_TCE_INDIRECT: u64 = 0x13c;
+
+/// Most TCEs in one H_PUT_TCE_INDIRECT list (one 4 KiB page of 8-byte TCEs; LoPAR, QEMU
+/// h_put_tce_indirect, KVM kvmppc_h_put_tce_indirect).
+pub const MAX_INDIRECT: u64 = 512;
+
+/// The opcodes and their names.
+pub const HCALLS: [(u64, &str); 4] = [
+    (H_GET_TCE, "H_GET_TCE"),
+    (H_PUT_TCE, "H_PUT_TCE"),
+    (H_STUFF_TCE, "H_STUFF_TCE"),
+    (H_PUT_TCE_INDIRECT, "H_PUT_TCE_INDIRECT"),
+];
+
+pub fn hcall_name(opcode: u64) -> Option<&'static str> {
+    HCALLS.iter().find(|(o, _)| *o == opcode).map(|(_, n)| *n)
+}
+
+/// A status as the register value.
+pub fn status(s: i64) -> u64 {
+    s as u64
+}
+
+type HResult<T> = Result<T, i64>;
+
+/// The window of `liobn` and the first TCE index of `npages` pages at `ioba`, all checked.
+fn target(st: &State, liobn: u64, ioba: u64, npages: u64) -> HResult<(usize, u64)> {
+    let wi = st.window_by_liobn(liobn).ok_or(H_PARAMETER)?;
+    let w = &st.windows[wi];
+    let page = w.page_size();
+    if page == 0 || ioba & (page - 1) != 0 || ioba < w.base {
+        return Err(H_PARAMETER);
+    }
+    let first = w.index(ioba);
+    let end = first.checked_add(npages).ok_or(H_PARAMETER)?;
+    if end > w.entries() {
+        return Err(H_PARAMETER);
+    }
+    Ok((wi, first))
+}
+
+/// LoPAR: a TCE that grants access must name a page of the partition's memory, aligned to the TCE
+/// page size (KVM kvmppc_tce_validate / iommu_tce_check_gpa). The hypervisor's table pool is not
+/// partition memory: a device must never be able to rewrite TCE tables. TCEs without R or W are
+/// accepted as they are (KVM: "allow userspace to poison TCE table").
+fn check_tce(pool: &Pool, w: &Window, mem: &dyn DmaMemory, tce: u64) -> HResult<()> {
+    if !valid(tce) {
+        return Ok(());
+    }
+    let page = w.page_size();
+    let addr = tce & TCE_ADDR_MASK;
+    let mut b = [0u8; 1];
+    if page == 0
+        || addr & (page - 1) != 0
+        || mem.read(addr, &mut b).is_err()
+        || pool.overlaps(addr, page)
+    {
+        return Err(H_PARAMETER);
+    }
+    Ok(())
+}
+
+/// Stores one TCE (the hypervisor owns the table: it updates its cache itself).
+fn put_one(st: &mut State, mem: &dyn DmaMemory, wi: usize, index: u64, tce: u64) -> HResult<()> {
+    let State {
+        windows,
+        pool,
+        cache,
+        ..
+    } = st;
+    let win = &mut windows[wi];
+    let geo = win.geometry();
+    let r = table::put(mem, pool, &mut win.table, &mut win.owned, geo, index, tce);
+    cache.invalidate(wi, index);
+    r.map(|_| ()).map_err(|e| match e {
+        PutError::NoMem => H_NO_MEM,
+        PutError::Hardware => H_HARDWARE,
+    })
+}
+
+fn h_put_tce(st: &mut State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResult<Vec<u64>> {
+    let (liobn, ioba, tce) = (a[0], a[1], a[2]);
+    let (wi, index) = target(st, liobn, ioba, 1)?;
+    check_tce(&st.pool, &st.windows[wi], mem, tce)?;
+    put_one(st, mem, wi, index, tce)?;
+    Ok(vec![])
+}
+
+fn h_get_tce(st: &State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResult<Vec<u64>> {
+    let (wi, index) = target(st, a[0], a[1], 1)?;
+    match table::walk(mem, st.windows[wi].geometry(), index).1 {
+        WalkEnd::Leaf { tce } => Ok(vec![tce]),
+        WalkEnd::NoTable | WalkEnd::LevelInvalid { .. } => Ok(vec![0]),
+        WalkEnd::OutsideRam { .. } => Err(H_HARDWARE),
+    }
+}
+
+fn h_stuff_tce(st: &mut State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResult<Vec<u64>> {
+    let (liobn, ioba, value, npages) = (a[0], a[1], a[2], a[3]);
+    let (wi, first) = target(st, liobn, ioba, npages)?;
+    check_tce(&st.pool, &st.windows[wi], mem, value)?;
+    // Whatever happens below, no cached TCE of the range survives.
+    let w = &st.windows[wi];
+    let (base, shift, page) = (w.base, w.page_shift, w.page_size());
+    let start = w.iova_of(first);
+    let end = npages
+        .checked_shl(u32::from(shift))
+        .and_then(|len| start.checked_add(len))
+        .unwrap_or(u64::MAX);
+    st.cache.invalidate_range(
+        wi,
+        |i| base.wrapping_add(i.wrapping_shl(u32::from(shift))),
+        page,
+        start,
+        end,
+    );
+    let last = first + npages;
+    let mut index = first;
+    while index < last {
+        if value == 0 {
+            // Clearing never needs a table: skip spans whose lower levels do not exist.
+            let geo = st.windows[wi].geometry();
+            let end = table::walk(mem, geo, index).1;
+            if !matches!(end, WalkEnd::Leaf { .. } | WalkEnd::OutsideRam { .. }) {
+                index = index.saturating_add(table::absent_span(end, geo, index));
+                continue;
+            }
+        }
+        put_one(st, mem, wi, index, value)?;
+        index += 1;
+    }
+    Ok(vec![])
+}
+
+fn h_put_tce_indirect(st: &mut State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResult<Vec<u64>> {
+    let (liobn, ioba, list, npages) = (a[0], a[1], a[2], a[3]);
+    if npages > MAX_INDIRECT {
+        return Err(H_PARAMETER);
+    }
+    let (wi, first) = target(st, liobn, ioba, npages)?;
+    if list & 0xfff != 0 {
+        return Err(H_PARAMETER);
+    }
+    // npages <= 512: the list is at most one page, inside the aligned page at `list`.
+    let mut bytes = vec![0u8; (npages * 8) as usize];
+    mem.read(list, &mut bytes).map_err(|_| H_PARAMETER)?;
+    let tces: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            u64::from_be_bytes(b)
+        })
+        .collect();
+    // Validate all before writing any, as KVM kvmppc_h_put_tce_indirect does.
+    for tce in &tces {
+        check_tce(&st.pool, &st.windows[wi], mem, *tce)?;
+    }
+    for (i, tce) in tces.into_iter().enumerate() {
+        put_one(st, mem, wi, first + i as u64, tce)?;
+    }
+    Ok(vec![])
+}
+
+/// Decodes and runs one hypercall. Never panics, whatever the registers hold.
+pub(super) fn dispatch(st: &mut State, mem: &dyn DmaMemory, opcode: u64, args: &[u64]) -> Vec<u64> {
+    let mut a = [0u64; 4];
+    for (slot, v) in a.iter_mut().zip(args) {
+        *slot = *v;
+    }
+    let r = match opcode {
+        H_PUT_TCE => h_put_tce(st, mem, a),
+        H_GET_TCE => h_get_tce(st, mem, a),
+        H_STUFF_TCE => h_stuff_tce(st, mem, a),
+        H_PUT_TCE_INDIRECT => h_put_tce_indirect(st, mem, a),
+        _ => Err(H_FUNCTION),
+    };
+    let ok = r.is_ok();
+    st.stats.hcall(hcall_name(opcode).unwrap_or("unknown"), ok);
+    match r {
+        Ok(rets) => std::iter::once(status(H_SUCCESS)).chain(rets).collect(),
+        Err(s) => vec![status(s)],
+    }
+}
