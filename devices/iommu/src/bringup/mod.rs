@@ -49,6 +49,7 @@ mod report;
 mod script;
 mod smmuv3;
 mod target;
+mod tce;
 mod validate;
 mod vtd;
 

@@ -57,7 +57,7 @@ pub trait BringupTarget {
 }
 
 /// The models a script can name, by the first item of its option string.
-pub const MODELS: [&str; 2] = ["vtd", "smmuv3"];
+pub const MODELS: [&str; 3] = ["vtd", "smmuv3", "tce"];
 
 /// Builds the model named by `option` (`"vtd,sm=off"`, ...) over `mem`, its own interrupts going to
 /// `irq`. `Err` carries the model parser's message.
@@ -70,6 +70,7 @@ pub fn build_target(
     match head {
         "vtd" => super::vtd::build(option, mem, irq),
         "smmuv3" => super::smmuv3::build(option, mem, irq),
+        "tce" => super::tce::build(option, mem, irq),
         _ => Err(format!(
             "unknown model `{head}` (known: {})",
             MODELS.join(", ")
