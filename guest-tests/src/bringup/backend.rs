@@ -43,6 +43,19 @@ pub trait Backend {
     /// from the option string the VMM published). Tells the suite what to expect (caching, stages, sizes).
     fn expected_config(&self) -> Option<Smmuv3Config>;
 
+    /// The option string the IOMMU was built with, when the backend knows it (host: the model's
+    /// `option_string()`; guest: the options the VMM published). Drivers of other models than the SMMUv3
+    /// parse it with their own config type (e.g. `TceConfig`).
+    fn iommu_options(&self) -> Option<String> {
+        None
+    }
+
+    /// The IOMMU's permitted IOVA ranges (inclusive) for `source`, when the backend can ask the model (host
+    /// backends); `None` inside the guest.
+    fn iommu_permitted_ranges(&self, _source: u32) -> Option<Vec<(u64, u64)>> {
+        None
+    }
+
     /// The ID registers the VMM published for this SMMU (guest: expect.json), to compare with what the
     /// driver reads. `None` when nothing was published.
     fn published_id_registers(&self) -> Option<Vec<u64>> {

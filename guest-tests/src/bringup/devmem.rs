@@ -1,5 +1,6 @@
-//! Guest backend: the SMMU's register window, the reserved RAM region and the test device's BAR0 mapped
-//! through `/dev/mem` (O_SYNC: uncached), the test device's config space through its sysfs `config` file.
+//! Guest backend: an IOMMU's register window (the SMMUv3's by default, any base/size with
+//! [`DevMem::open_iommu`]), the reserved RAM region and the test device's BAR0 mapped through `/dev/mem`
+//! (O_SYNC: uncached), the test device's config space through its sysfs `config` file.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -13,6 +14,9 @@ use super::backend::{window_offset, Backend};
 /// Where the VMM puts the SMMUv3 and how big its window is.
 pub const SMMU_BASE: u64 = 0xfea0_0000;
 pub const SMMU_SIZE: u64 = 0x2_0000;
+/// Where the VMM puts the POWER TCE unit's hardware view (`--iommu tce`) and how big it is.
+pub const TCE_BASE: u64 = 0xfeb0_0000;
+pub const TCE_SIZE: u64 = 0x1000;
 /// The RAM the kernel command line reserves for the driver (`memmap=16M$0x10000000`).
 pub const RAM_BASE: u64 = 0x1000_0000;
 pub const RAM_SIZE: u64 = 16 << 20;
@@ -122,12 +126,14 @@ impl Drop for Mapping {
 
 /// The guest backend.
 pub struct DevMem {
+    /// The IOMMU's register window.
     smmu: Mapping,
     ram: Mapping,
     bar0: Mapping,
     config: File,
     expected: Option<Smmuv3Config>,
     published: Option<Vec<u64>>,
+    options: Option<String>,
 }
 
 /// The first line of a sysfs `resource` file: BAR0's start and end.
@@ -148,12 +154,28 @@ pub fn parse_bar0(resource: &str) -> Result<(u64, u64), String> {
 }
 
 impl DevMem {
-    /// Opens everything below `root` (`/` in the guest). `expected` / `published` come from expect.json.
+    /// Opens everything below `root` (`/` in the guest) with the SMMUv3's register window. `expected` /
+    /// `published` come from expect.json.
     pub fn open(
         root: &std::path::Path,
         expected: Option<Smmuv3Config>,
         published: Option<Vec<u64>>,
     ) -> Result<DevMem, String> {
+        let mut d = Self::open_iommu(root, SMMU_BASE, SMMU_SIZE)?;
+        d.expected = expected;
+        d.published = published;
+        Ok(d)
+    }
+
+    /// The option string the VMM published for the IOMMU (expect.json), returned by
+    /// [`Backend::iommu_options`].
+    pub fn with_options(mut self, options: String) -> Self {
+        self.options = Some(options);
+        self
+    }
+
+    /// Opens everything below `root` (`/` in the guest) with the IOMMU register window `[base, base + size)`.
+    pub fn open_iommu(root: &std::path::Path, base: u64, size: u64) -> Result<DevMem, String> {
         let dev_dir: PathBuf = root.join("sys/bus/pci/devices").join(TESTDEV_BDF);
         let resource = std::fs::read_to_string(dev_dir.join("resource"))
             .map_err(|e| format!("{}: {e}", dev_dir.join("resource").display()))?;
@@ -179,12 +201,13 @@ impl DevMem {
             .open(root.join("dev/mem"))
             .map_err(|e| format!("/dev/mem: {e}"))?;
         Ok(DevMem {
-            smmu: Mapping::new(&mem, SMMU_BASE, SMMU_SIZE)?,
+            smmu: Mapping::new(&mem, base, size)?,
             ram: Mapping::new(&mem, RAM_BASE, RAM_SIZE)?,
             bar0: Mapping::new(&mem, bar0, (bar0_end - bar0 + 1).max(0x1000))?,
             config,
-            expected,
-            published,
+            expected: None,
+            published: None,
+            options: None,
         })
     }
 }
@@ -192,7 +215,7 @@ impl DevMem {
 impl Backend for DevMem {
     fn name(&self) -> String {
         format!(
-            "guest /dev/mem (SMMU {:#x}, RAM {:#x}, BAR0 {:#x})",
+            "guest /dev/mem (IOMMU {:#x}, RAM {:#x}, BAR0 {:#x})",
             self.smmu.pa, self.ram.pa, self.bar0.pa
         )
     }
@@ -292,6 +315,10 @@ impl Backend for DevMem {
     fn published_id_registers(&self) -> Option<Vec<u64>> {
         self.published.clone()
     }
+
+    fn iommu_options(&self) -> Option<String> {
+        self.options.clone()
+    }
 }
 
 #[cfg(test)]
@@ -312,6 +339,14 @@ mod tests {
         let err = DevMem::open(std::path::Path::new("/nonexistent-guest-root"), None, None)
             .err()
             .unwrap();
+        assert!(err.contains("0000:00:03.0/resource"), "{err}");
+        let err = DevMem::open_iommu(
+            std::path::Path::new("/nonexistent-guest-root"),
+            TCE_BASE,
+            TCE_SIZE,
+        )
+        .err()
+        .unwrap();
         assert!(err.contains("0000:00:03.0/resource"), "{err}");
     }
 }
