@@ -217,3 +217,138 @@ pub(super) fn dispatch(st: &mut State, mem: &dyn DmaMemory, opcode: u64, args: &
         Err(s) => vec![status(s)],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tce::tests::unit;
+    use crate::tce::window::{DMA64_START, LIOBNS};
+
+    const L0: u64 = LIOBNS[0] as u64;
+    const L1: u64 = LIOBNS[1] as u64;
+    const HP: u64 = H_PARAMETER as u64;
+
+    #[test]
+    fn put_get_stuff_round_trip() {
+        let (t, _) = unit("tce,pool=0x100000+0x10000", 0x20_0000);
+        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0x5000, 0x8003]), [0]);
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x5000]), [0, 0x8003]);
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x6000]), [0, 0]);
+        assert_eq!(t.hcall(H_STUFF_TCE, &[L0, 0x4000, 0, 3]), [0]);
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x5000]), [0, 0]);
+        // Stuffing a valid value maps every page to the same one (LoPAR / QEMU).
+        assert_eq!(t.hcall(H_STUFF_TCE, &[L0, 0x4000, 0x9001, 2]), [0]);
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x5000]), [0, 0x9001]);
+        let s = t.stats();
+        assert_eq!(s.hcalls["H_STUFF_TCE"], 2);
+        assert_eq!(s.hcall_failures, 0);
+    }
+
+    #[test]
+    fn every_argument_error() {
+        let (t, mem) = unit("tce,pool=0x100000+0x10000", 0x20_0000);
+        let cases: [(u64, [u64; 4], u64); 16] = [
+            (H_PUT_TCE, [L0 + 7, 0, 0x8003, 0], HP),
+            (H_PUT_TCE, [L0, 0x801, 0x8003, 0], HP),
+            (H_PUT_TCE, [L0, 1 << 30, 0x8003, 0], HP),
+            (H_PUT_TCE, [L1, DMA64_START + 0x1000, 0x20_0003, 0], HP),
+            (H_PUT_TCE, [L1, DMA64_START, 0x20_1003, 0], HP),
+            (H_PUT_TCE, [L0, 0, 0x40_0003, 0], HP),
+            (H_PUT_TCE, [L0, 0, 0x10_0003, 0], HP),
+            (H_GET_TCE, [L0, !0xfff, 0, 0], HP),
+            (H_STUFF_TCE, [L0, 0x3fff_f000, 0, 2], HP),
+            (H_STUFF_TCE, [L0, 0, 0, u64::MAX], HP),
+            (H_PUT_TCE_INDIRECT, [L0, 0, 0x1000, 513], HP),
+            (H_PUT_TCE_INDIRECT, [L0, 0, 0x1008, 1], HP),
+            (H_PUT_TCE_INDIRECT, [L0, 0, 0x20_0000, 1], HP),
+            (H_PUT_TCE_INDIRECT, [L0, 0x3fff_f000, 0x1000, 2], HP),
+            (H_PUT_TCE_INDIRECT, [L0 + 5, 0, 0x1000, 1], HP),
+            (0x4, [0; 4], H_FUNCTION as u64),
+        ];
+        for (op, args, want) in cases {
+            assert_eq!(t.hcall(op, &args), [want], "{op:#x} {args:x?}");
+        }
+        // A list with one bad TCE writes nothing (KVM validates the whole list first).
+        mem.write(0x2000, &0x8003u64.to_be_bytes()).unwrap();
+        mem.write(0x2008, &0x40_0003u64.to_be_bytes()).unwrap();
+        assert_eq!(t.hcall(H_PUT_TCE_INDIRECT, &[L0, 0, 0x2000, 2]), [HP]);
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0]), [0, 0]);
+        assert_eq!(t.stats().hcall_failures, 17);
+        // Missing registers read as 0: LIOBN 0 does not exist.
+        assert_eq!(t.hcall(H_PUT_TCE, &[]), [HP]);
+    }
+
+    #[test]
+    fn pool_exhaustion_is_h_no_mem_and_guest_tables_outside_ram_h_hardware() {
+        // Two pages: the two top levels. Any mapping needs a lower level.
+        let (t, mem) = unit("tce,pool=0x100000+0x2000", 0x20_0000);
+        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0, 0x8003]), [H_NO_MEM as u64]);
+        assert_eq!(
+            t.hcall(H_PUT_TCE, &[L0, 0, 0]),
+            [0],
+            "clearing needs nothing"
+        );
+        assert_eq!(t.stats().pool_pages_used, 2);
+        // A guest-programmed 2-level table whose top entry 0 points outside RAM.
+        mem.write(0x3000, &0x7000_0003u64.to_be_bytes()).unwrap();
+        t.mmio_write(0x108, &0u64.to_le_bytes());
+        t.mmio_write(0x100, &0x3000u64.to_le_bytes());
+        t.mmio_write(0x108, &0x0c0c05u64.to_le_bytes());
+        assert_eq!(
+            t.stats().pool_pages_used,
+            1,
+            "the old top level went back to the pool"
+        );
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0]), [H_HARDWARE as u64]);
+        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0, 0x8003]), [H_HARDWARE as u64]);
+        // Entry 1 of the same table is absent: reads as 0, a put allocates the level from the pool.
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x20_0000]), [0, 0]);
+        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0x20_0000, 0x8003]), [0]);
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x20_0000]), [0, 0x8003]);
+    }
+
+    #[test]
+    fn the_decoder_never_panics() {
+        let (t, mem) = unit("tce,pool=0x100000+0x8000", 0x20_0000);
+        // A TCE list page full of garbage.
+        let garbage: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        mem.write(0x3000, &garbage).unwrap();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let interesting = [
+            0,
+            1,
+            0x1000,
+            0x3000,
+            L0,
+            L1,
+            DMA64_START,
+            512,
+            513,
+            u64::MAX,
+            1 << 63,
+            0x3fff_f000,
+        ];
+        for _ in 0..3000 {
+            let op =
+                [H_PUT_TCE, H_GET_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT, 0x8][(next() % 5) as usize];
+            let args: Vec<u64> = (0..(next() % 6))
+                .map(|_| match next() % 3 {
+                    0 => interesting[(next() % interesting.len() as u64) as usize],
+                    1 => next() & 0x3f_ffff,
+                    _ => next(),
+                })
+                .collect();
+            let r = t.hcall(op, &args);
+            assert!(!r.is_empty() && r.len() <= 2);
+        }
+        assert!(t.stats().pool_pages_used <= 8);
+    }
+}

@@ -212,4 +212,121 @@ mod tests {
         assert_eq!(rtas_name(7), None);
         assert_eq!(DDW_EXTENSIONS[1], RTAS_CALLS[3].1);
     }
+
+    use crate::tce::tests::unit;
+    const HI: u32 = (TCE_BUID >> 32) as u32;
+    const LO: u32 = TCE_BUID as u32;
+    const P: u32 = RTAS_PARAMETER_ERROR as u32;
+    const HW: u32 = RTAS_HARDWARE_ERROR as u32;
+
+    #[test]
+    fn at_most_two_windows_and_the_architected_failures() {
+        let (t, _) = unit("tce,pool=0x100000+0x10000", 0x20_0000);
+        assert_eq!(t.rtas(QUERY, &[0x1800, HI, LO]), [0, 0, !0, !0, 0x147, 0]);
+        assert_eq!(
+            t.rtas(CREATE, &[0x1800, HI, LO, 16, 30]),
+            [HW],
+            "two windows exist"
+        );
+        assert_eq!(
+            t.rtas(CREATE, &[0x1800, HI, LO, 13, 30]),
+            [P],
+            "page size not offered"
+        );
+        assert_eq!(t.rtas(CREATE, &[0x1800, HI, LO, 64, 70]), [P]);
+        assert_eq!(t.rtas(CREATE, &[0x1800, HI, LO, 21, 20]), [P]);
+        assert_eq!(
+            t.rtas(CREATE, &[0x1800, HI, LO, 12, 58]),
+            [P],
+            "46 index bits"
+        );
+        assert_eq!(t.rtas(CREATE, &[0x1800, HI, LO, 21, 64]), [P]);
+        assert_eq!(t.rtas(REMOVE, &[0x8000_0000]), [0]);
+        assert_eq!(t.rtas(REMOVE, &[0x8000_0000]), [P]);
+        assert_eq!(t.rtas(REMOVE, &[]), [P]);
+        assert_eq!(t.rtas(QUERY, &[0x1800, HI, LO])[1], 1);
+        // Second window while the default 64-bit one stays: placed at 0, LIOBN of the free slot.
+        assert_eq!(
+            t.rtas(CREATE, &[0x1800, HI, LO, 16, 31]),
+            [0, 0x8000_0000, 0, 0]
+        );
+        assert_eq!(
+            t.rtas(CREATE, &[0x1800, HI, LO, 16, 31]),
+            [HW],
+            "a third window"
+        );
+        assert_eq!(t.permitted_ranges(0).windows().len(), 2);
+        assert_eq!(t.permitted_ranges(0).windows()[0].last, 0x7fff_ffff);
+        // Both removed: the next window goes at 0 (QEMU's first-window address).
+        assert_eq!(t.rtas(REMOVE, &[0x8000_0000]), [0]);
+        assert_eq!(t.rtas(REMOVE, &[0x8000_0001]), [0]);
+        assert!(t.permitted_ranges(0).windows().is_empty());
+        assert_eq!(
+            t.rtas(CREATE, &[0x1800, HI, LO, 24, 40]),
+            [0, 0x8000_0000, 0, 0]
+        );
+        assert_eq!(
+            t.rtas(CREATE, &[0x1800, HI, LO, 24, 40]),
+            [0, 0x8000_0001, 0x0800_0000, 0]
+        );
+        assert_eq!(t.rtas(RESET, &[0x1800, HI, LO]), [0]);
+        assert_eq!(t.permitted_ranges(0), crate::tce::tests::seed_ranges());
+        let s = t.stats();
+        assert_eq!(s.rtas_calls[CREATE], 10);
+        assert_eq!(s.rtas_failures, 9);
+    }
+
+    #[test]
+    fn bad_buids_argument_counts_and_names() {
+        let (t, _) = unit("tce,pool=0x100000+0x10000", 0x20_0000);
+        assert_eq!(t.rtas(QUERY, &[0x1800, HI, LO + 1]), [P]);
+        assert_eq!(t.rtas(QUERY, &[0x1800, HI]), [P]);
+        assert_eq!(
+            t.rtas(RESET, &[0x1800, HI, LO, 1]),
+            [P],
+            "no limited-address-mode extension"
+        );
+        assert_eq!(t.rtas("ibm,get-config-addr-info2", &[1, 2, 3]), [P]);
+        assert_eq!(t.stats().rtas_calls["unknown"], 1);
+    }
+
+    #[test]
+    fn an_empty_pool_refuses_create_with_a_hardware_error() {
+        let (t, _) = unit("tce", 0x10000);
+        assert_eq!(t.rtas(REMOVE, &[0x8000_0001]), [0]);
+        assert_eq!(t.rtas(CREATE, &[0x1800, HI, LO, 21, 40]), [HW]);
+        assert_eq!(
+            t.permitted_ranges(0).windows().len(),
+            1,
+            "nothing half-created"
+        );
+    }
+
+    #[test]
+    fn rtas_never_panics() {
+        let (t, _) = unit("tce,pool=0x100000+0x4000", 0x20_0000);
+        let mut x: u32 = 0x1234_5678;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..2000 {
+            let name = [QUERY, CREATE, REMOVE, RESET, "x"][(next() % 5) as usize];
+            let n = (next() % 7) as usize;
+            let args: Vec<u32> = (0..n)
+                .map(|i| match (i, next() % 4) {
+                    (1, 0) => HI,
+                    (2, 0) => LO,
+                    (_, 1) => next() % 70,
+                    (_, 2) => 0x8000_0000 | (next() & 3),
+                    _ => next(),
+                })
+                .collect();
+            let r = t.rtas(name, &args);
+            assert!(!r.is_empty());
+            assert!(t.permitted_ranges(0).windows().len() <= 2);
+        }
+    }
 }

@@ -36,3 +36,340 @@ fn seed_default_windows_are_the_permitted_ranges() {
     );
     assert_eq!(r, t.permitted_ranges(0x20), "one PE: every source alike");
 }
+
+/// The seed's two windows.
+pub(super) fn seed_ranges() -> PermittedRanges {
+    PermittedRanges::from_windows([
+        IovaWindow {
+            first: 0x0,
+            last: 0x3fffffff,
+        },
+        IovaWindow {
+            first: 0x800000000000000,
+            last: 0x8001fffffffffff,
+        },
+    ])
+}
+
+fn w64(t: &Tce, off: u64, v: u64) {
+    t.mmio_write(off, &v.to_le_bytes());
+}
+
+fn r64(t: &Tce, off: u64) -> u64 {
+    let mut b = [0u8; 8];
+    t.mmio_read(off, &mut b);
+    u64::from_le_bytes(b)
+}
+
+fn be(mem: &TestMemory, addr: u64, v: u64) {
+    mem.write(addr, &v.to_be_bytes()).unwrap();
+}
+
+fn req(iova: u64, access: Access) -> DmaRequest {
+    DmaRequest::new(0x18, iova, access)
+}
+
+/// Window 0 reprogrammed by the hardware view: 2 levels at 0x10000 -> 0x11000, 4 KiB pages, 1 GiB;
+/// TCE 1 -> 0x80000 RW, TCE 2 -> 0x81000 R.
+fn hw_unit(opts: &str) -> (Tce, Arc<TestMemory>) {
+    let (t, mem) = unit(opts, 0x20_0000);
+    w64(&t, 0x108, 0);
+    w64(&t, 0x100, 0x10000);
+    be(&mem, 0x10000, 0x11003);
+    be(&mem, 0x11008, 0x80003);
+    be(&mem, 0x11010, 0x81001);
+    w64(&t, 0x108, 0x0c0c05);
+    assert_eq!(r64(&t, 0x128), 1);
+    (t, mem)
+}
+
+fn registers(t: &Tce) -> Vec<u64> {
+    (0..TCE_MMIO_SIZE / 8).map(|i| r64(t, i * 8)).collect()
+}
+
+#[test]
+fn lookup_has_no_side_effects() {
+    let (t, mem) = hw_unit("tce");
+    t.translate(&req(0x1000, Access::Read)).unwrap();
+    be(&mem, 0x11008, 0x90003); // stale in the cache now
+    let ram = |m: &TestMemory| {
+        let mut v = vec![0u8; 0x20_0000];
+        m.read(0, &mut v).unwrap();
+        v
+    };
+    let (ram0, regs0, stats0, dump0) = (ram(&mem), registers(&t), t.stats(), t.dump(100));
+    for iova in [
+        0x1000,
+        0x2000,
+        0x3000,
+        0x4000_0000,
+        1 << 40,
+        0x800000000000000,
+    ] {
+        for a in [Access::Read, Access::Write] {
+            let l = t.lookup(0x18, iova, a);
+            assert!(!l.frozen);
+        }
+    }
+    let l = t.lookup(0x18, 0x1234, Access::Write);
+    assert_eq!(l.cached, Some(0x80003), "the cache's stale copy");
+    assert_eq!(l.tce, Some(0x90003), "memory's TCE");
+    assert_eq!(l.levels.len(), 2);
+    assert_eq!(l.levels[0].address, 0x10000);
+    assert_eq!(l.levels[1].address, 0x11008);
+    assert!(
+        matches!(l.outcome, LookupOutcome::Translation { translation } if translation.output == 0x80000)
+    );
+    let f = t.lookup(0x18, 0x2000, Access::Write);
+    assert!(matches!(f.outcome, LookupOutcome::Fault { reason: 4, .. }));
+    assert_eq!(ram(&mem), ram0);
+    assert_eq!(registers(&t), regs0);
+    assert_eq!(t.stats(), stats0);
+    assert_eq!(t.dump(100), dump0);
+    assert!(!t.is_frozen(), "a faulting lookup does not freeze");
+    // The DMA agrees with the lookup (cache hit, stale output).
+    assert_eq!(
+        t.translate(&req(0x1234, Access::Write)).unwrap().output,
+        0x80000
+    );
+}
+
+#[test]
+fn frozen_lookup_reports_frozen_and_the_walk() {
+    let (t, _) = hw_unit("tce");
+    let f = t.translate(&req(0x2000, Access::Write)).unwrap_err();
+    assert_eq!((f.model.as_str(), f.reason, f.recorded), ("tce", 4, true));
+    assert!(t.is_frozen());
+    let l = t.lookup(0x18, 0x1000, Access::Read);
+    assert!(l.frozen);
+    assert_eq!(l.tce, Some(0x80003));
+    assert!(matches!(l.outcome, LookupOutcome::Fault { reason: 7, .. }));
+}
+
+/// Runs the same guest actions on a unit and returns every DMA outcome and the final registers.
+fn scenario(opts: &str) -> (Vec<Result<Translation, u32>>, Vec<u64>, TceDump) {
+    let (t, mem) = hw_unit(opts);
+    let mut out = Vec::new();
+    let mut dma = |t: &Tce, iova: u64, a: Access| {
+        out.push(t.translate(&req(iova, a)).map_err(|f| f.reason));
+    };
+    for _ in 0..2 {
+        dma(&t, 0x1000, Access::Read);
+        dma(&t, 0x2000, Access::Read);
+    }
+    // Rewrite a TCE, then kill it by range: both units must see the new one.
+    be(&mem, 0x11008, 0x90003);
+    w64(&t, 0x48, 0x1000);
+    w64(&t, 0x50, 0x2000);
+    w64(&t, 0x40, 1 << 62);
+    dma(&t, 0x1000, Access::Write);
+    be(&mem, 0x11010, 0);
+    w64(&t, 0x40, 1 << 63);
+    dma(&t, 0x2000, Access::Read);
+    dma(&t, 0x1000, Access::Read);
+    w64(&t, 0x18, 1);
+    // Hypercalls into the hardware-view table update the cache themselves.
+    assert_eq!(
+        t.hcall(hcall::H_PUT_TCE, &[0x8000_0000, 0x1000, 0xa0001]),
+        [0]
+    );
+    dma(&t, 0x1000, Access::Read);
+    dma(&t, 0x1000, Access::Write);
+    w64(&t, 0x18, 1);
+    assert_eq!(
+        t.hcall(hcall::H_STUFF_TCE, &[0x8000_0000, 0x1000, 0, 1]),
+        [0]
+    );
+    dma(&t, 0x1000, Access::Read);
+    (out, registers(&t), t.dump(64))
+}
+
+#[test]
+fn caching_off_gives_identical_results() {
+    let on = scenario("tce");
+    let off = scenario("tce,caching=off");
+    assert_eq!(on.0, off.0);
+    assert_eq!(on.1, off.1);
+    assert_eq!(on.2, off.2);
+    let outputs: Vec<_> = on.0.iter().map(|r| r.map(|t| t.output)).collect();
+    assert_eq!(
+        outputs,
+        [
+            Ok(0x80000),
+            Ok(0x81000),
+            Ok(0x80000),
+            Ok(0x81000),
+            Ok(0x90000),
+            Err(2),
+            Err(7),
+            Ok(0xa0000),
+            Err(4),
+            Err(2),
+        ]
+    );
+}
+
+#[test]
+fn caching_counts_hits_and_misses() {
+    let (t, _) = hw_unit("tce");
+    t.translate(&req(0x1000, Access::Read)).unwrap();
+    t.translate(&req(0x1800, Access::Read)).unwrap();
+    let s = t.stats();
+    assert_eq!(
+        (s.cache_misses, s.cache_hits, s.walks, s.cache_entries),
+        (1, 1, 1, 1)
+    );
+    let (u, _) = hw_unit("tce,caching=off");
+    u.translate(&req(0x1000, Access::Read)).unwrap();
+    u.translate(&req(0x1800, Access::Read)).unwrap();
+    let s = u.stats();
+    assert_eq!(
+        (s.cache_misses, s.cache_hits, s.walks, s.cache_entries),
+        (2, 0, 2, 0)
+    );
+}
+
+#[test]
+fn eeh_freeze_and_report_modes() {
+    let (t, _) = hw_unit("tce");
+    assert_eq!(
+        t.translate(&req(0x4000_0000, Access::Read))
+            .unwrap_err()
+            .reason,
+        1
+    );
+    assert!(t.is_frozen());
+    assert_eq!(r64(&t, 0x10), 0x1_0101);
+    let blocked = t.translate(&req(0x1000, Access::Read)).unwrap_err();
+    assert_eq!((blocked.reason, blocked.recorded), (7, false));
+    assert_eq!(t.stats().freezes, 1);
+    assert_eq!(t.stats().faults["FROZEN"], 1);
+    t.reset_pe();
+    assert!(!t.is_frozen());
+    assert_eq!(t.eeh_state(), EehState::default());
+    assert!(t.translate(&req(0x1000, Access::Read)).is_ok());
+
+    let (r, _) = hw_unit("tce,eeh=report");
+    for _ in 0..3 {
+        assert_eq!(
+            r.translate(&req(0x2000, Access::Write)).unwrap_err().reason,
+            4
+        );
+    }
+    assert!(!r.is_frozen());
+    assert_eq!(r64(&r, 0x10), 0, "report mode: bit 16 clear, never frozen");
+    assert_eq!(r64(&r, 0x30), 3);
+    assert_eq!(r64(&r, 0x20), 0x2000);
+    assert!(r.translate(&req(0x1000, Access::Read)).is_ok());
+}
+
+#[test]
+fn translation_requests_record_nothing() {
+    let (t, _) = hw_unit("tce");
+    let mut q = req(0x2000, Access::Write);
+    q.kind = RequestKind::TranslationRequest;
+    let f = t.translate(&q).unwrap_err();
+    assert_eq!((f.reason, f.recorded), (4, false));
+    assert!(!t.is_frozen());
+    assert_eq!(r64(&t, 0x30), 0);
+}
+
+#[test]
+fn dma_through_the_unit_with_2m_pages() {
+    let (t, mem) = unit("tce,pool=0x100000+0x10000", 0x80_0000);
+    let t = Arc::new(t);
+    assert_eq!(
+        t.hcall(
+            hcall::H_PUT_TCE,
+            &[0x8000_0001, 0x800000000000000, 0x40_0003]
+        ),
+        [0]
+    );
+    let dma = crate::DmaAccessor::new(t.clone(), mem.clone(), 0x18);
+    dma.write(0x800000000000000 + 0x1f_fffe, None, &[1, 2])
+        .unwrap();
+    let mut b = [0u8; 2];
+    mem.read(0x5f_fffe, &mut b).unwrap();
+    assert_eq!(b, [1, 2]);
+    // Crossing into the unmapped next 2 MiB page faults there.
+    let e = dma
+        .write(0x800000000000000 + 0x1f_ffff, None, &[1, 2])
+        .unwrap_err();
+    assert!(
+        matches!(e, crate::DmaError::Fault(ref f) if f.iova == 0x800000000200000 && f.reason == 2)
+    );
+}
+
+#[test]
+fn mmio_garbage_never_panics_and_bad_accesses_read_zero() {
+    let (t, mem) = unit("tce,pool=0x100000+0x4000", 0x20_0000);
+    let mut b = [0xffu8; 8];
+    t.mmio_read(0x2, &mut b[..4]);
+    assert_eq!(b[..4], [0; 4], "misaligned");
+    let mut three = [0xffu8; 3];
+    t.mmio_read(0, &mut three);
+    assert_eq!(three, [0; 3]);
+    t.mmio_read(TCE_MMIO_SIZE - 4, &mut b);
+    assert_eq!(b, [0; 8], "past the end");
+    t.mmio_read(u64::MAX - 3, &mut b[..4]);
+    let mut x: u64 = 0xdead_beef_cafe_f00d;
+    for i in 0..20_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let off = if i % 2 == 0 {
+            ((x >> 20) % 0x200) & !3
+        } else {
+            x >> 40
+        };
+        let len = [4usize, 8, 1, 2, 3, 16][(x % 6) as usize];
+        let data = x.to_le_bytes().repeat(2);
+        t.mmio_write(off, &data[..len.min(16)]);
+        let mut r = vec![0u8; len];
+        t.mmio_read(off, &mut r);
+        let _ = t.translate(&req(x >> 30, Access::Read));
+        if i % 1000 == 0 {
+            t.reset_pe();
+            // Scribble the pool and a few table pages too.
+            mem.write(0x100000 + ((x % 0x4000) & !7), &x.to_be_bytes())
+                .unwrap();
+        }
+    }
+    assert!(t.permitted_ranges(0).windows().len() <= 2);
+    assert_eq!(r64(&t, 0) & 0xffff_ffff, 0x5443_4531, "ID survives");
+}
+
+#[test]
+fn dump_lists_valid_tces_bounded() {
+    let (t, _) = hw_unit("tce");
+    let d = t.dump(10);
+    let w0 = &d.windows[0];
+    assert_eq!(w0.window.liobn, 0x8000_0000);
+    let iovas: Vec<(u64, u64, &str)> = w0
+        .mappings
+        .iter()
+        .map(|m| (m.iova, m.output, m.perms))
+        .collect();
+    assert_eq!(iovas, [(0x1000, 0x80000, "rw"), (0x2000, 0x81000, "r")]);
+    assert!(d.windows[1].mappings.is_empty(), "no pool: no table");
+    assert!(!d.truncated);
+    let d1 = t.dump(1);
+    assert_eq!(d1.windows[0].mappings.len(), 1);
+    assert!(d1.truncated);
+    let v = serde_json::to_value(&d).unwrap();
+    assert_eq!(v["windows"][0]["mappings"][0]["perms"], "rw");
+}
+
+#[test]
+fn windows_and_default_register_view() {
+    let (t, _) = unit("tce,page64=16,pool=0x100000+0x4000", 0x20_0000);
+    let w = t.windows();
+    assert_eq!((w[0].base, w[0].size, w[0].page_shift), (0, 1 << 30, 12));
+    assert_eq!(
+        (w[1].base, w[1].size, w[1].page_shift, w[1].levels),
+        (0x800000000000000, 1 << 45, 16, 4)
+    );
+    assert_eq!(r64(&t, 0x148), 0x0c1009);
+    assert_eq!(r64(&t, 0x160), 0x8000_0001);
+    assert_eq!(t.config().page64_shift, 16);
+}
