@@ -22,6 +22,7 @@ pub mod registry;
 pub mod report;
 pub mod smmuv3;
 pub mod sys;
+pub mod tce;
 pub mod testdev;
 pub mod vfio;
 pub mod vfio_cdev;

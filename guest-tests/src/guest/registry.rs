@@ -9,7 +9,7 @@ use super::vtd::nest::{
 use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
-use super::{acpi, cpus, kernel_dma, kmsg, memmap, msi, pci, smmuv3, vmm_end};
+use super::{acpi, cpus, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vmm_end};
 
 /// One guest test.
 pub struct TestCase {
@@ -245,6 +245,61 @@ pub const TESTS: &[TestCase] = &[
         name: "smmuv3-disable-reenable",
         summary: "SMMUv3 bring-up driver over /dev/mem: suite case disable-reenable",
         run: smmuv3::disable_reenable,
+    },
+    TestCase {
+        name: "tce-boot-windows",
+        summary: "TCE unit as booted: the TVEs hold the seed's two windows (LIOBNs, page sizes) = the published permitted ranges",
+        run: tce::boot_windows,
+    },
+    TestCase {
+        name: "tce-id",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case id",
+        run: tce::id,
+    },
+    TestCase {
+        name: "tce-one-level-4k",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case one-level-4k",
+        run: tce::one_level_4k,
+    },
+    TestCase {
+        name: "tce-multi-level",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case multi-level",
+        run: tce::multi_level,
+    },
+    TestCase {
+        name: "tce-big-pages",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case big-pages",
+        run: tce::big_pages,
+    },
+    TestCase {
+        name: "tce-readonly",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case readonly",
+        run: tce::readonly,
+    },
+    TestCase {
+        name: "tce-kill",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case kill",
+        run: tce::kill,
+    },
+    TestCase {
+        name: "tce-ranges",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case ranges",
+        run: tce::ranges,
+    },
+    TestCase {
+        name: "tce-tve-validate",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case tve-validate",
+        run: tce::tve_validate,
+    },
+    TestCase {
+        name: "tce-eeh-outside",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case eeh-outside",
+        run: tce::eeh_outside,
+    },
+    TestCase {
+        name: "tce-eeh-invalid",
+        summary: "TCE bring-up driver over /dev/mem (hardware view): suite case eeh-invalid",
+        run: tce::eeh_invalid,
     },
     TestCase {
         name: "msi",

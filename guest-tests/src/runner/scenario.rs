@@ -153,6 +153,24 @@ pub const SMMUV3_TESTS: &[&str] = &[
 /// without a shell or single-quoted, so the `$` needs no escaping.
 pub const SMMUV3_CMDLINE: &[&str] = &["memmap=16M$0x10000000"];
 
+/// Guest tests of the TCE scenarios: every case of the shared TCE bring-up suite, in suite order (`guest::tce`;
+/// the x86 guest kernel has no TCE driver, so our driver runs over the hardware view through /dev/mem), after
+/// `tce-boot-windows`, which must see the TVEs as the VMM left them. The reserved RAM is the SMMUv3
+/// scenarios' ([`SMMUV3_CMDLINE`]).
+pub const TCE_TESTS: &[&str] = &[
+    "tce-boot-windows",
+    "tce-id",
+    "tce-one-level-4k",
+    "tce-multi-level",
+    "tce-big-pages",
+    "tce-readonly",
+    "tce-kill",
+    "tce-ranges",
+    "tce-tve-validate",
+    "tce-eeh-outside",
+    "tce-eeh-invalid",
+];
+
 /// One VT-d scenario: 2 vCPUs, 512 MiB.
 const fn vtd(
     name: &'static str,
@@ -331,6 +349,22 @@ pub const SCENARIOS: &[Scenario] = &[
         &["--iommu", "smmuv3,caching=off"],
         SMMUV3_CMDLINE,
         SMMUV3_TESTS,
+    ),
+    vtd(
+        "tce",
+        "POWER TCE unit (default options: the seed's windows, EEH freeze) driven through its hardware view by our \
+         bring-up driver over /dev/mem: 1-level/multi-level tables, 4K/64K/2M pages, TCE kill, permitted ranges, \
+         TVE validation, EEH freeze with BAR0 all ones and PE reset",
+        &["--iommu", "tce"],
+        SMMUV3_CMDLINE,
+        TCE_TESTS,
+    ),
+    vtd(
+        "tce-nocache",
+        "tce with the model's TCE cache off (stale-entry checks flip accordingly)",
+        &["--iommu", "tce,caching=off"],
+        SMMUV3_CMDLINE,
+        TCE_TESTS,
     ),
 ];
 
@@ -526,6 +560,33 @@ mod tests {
             .map(|c| crate::guest::smmuv3::test_name(c.name))
             .collect();
         assert_eq!(s.test_names(), want);
+    }
+
+    #[test]
+    fn tce_scenarios() {
+        let s = find("tce").unwrap();
+        assert_eq!(s.machine_args()[4..], ["--iommu", "tce"]);
+        assert!(s.guest_cmdline().ends_with(" memmap=16M$0x10000000"));
+        assert!(
+            u64::from(s.memory_mib) << 20
+                >= crate::bringup::devmem::RAM_BASE + crate::bringup::devmem::RAM_SIZE
+        );
+        let n = find("tce-nocache").unwrap();
+        assert_eq!(n.vmm_args[1], "tce,caching=off");
+        assert_eq!((n.tests, n.cmdline_extra), (s.tests, s.cmdline_extra));
+        // The boot state first, then every suite case in suite order.
+        let mut want = vec!["tce-boot-windows".to_string()];
+        want.extend(
+            crate::bringup::tce::suite::CASES
+                .iter()
+                .map(|c| crate::guest::tce::test_name(c.name)),
+        );
+        assert_eq!(s.test_names(), want);
+        for name in ["tce", "tce-nocache"] {
+            let opts = find(name).unwrap().vmm_args[1];
+            opts.parse::<iommu::tce::TceConfig>()
+                .unwrap_or_else(|e| panic!("{name}: {opts}: {e}"));
+        }
     }
 
     /// The `$` of `memmap=16M$0x10000000` must reach iovmm's --cmdline intact through the test host's run.sh.
