@@ -6,6 +6,7 @@
 //! 0xC000_0000 .. 0xDFFF_FFFF 32-bit PCI MMIO window
 //! 0xE000_0000 .. 0xEFFF_FFFF PCIe ECAM (MCFG), buses 0..=255
 //! 0xFEA0_0000 .. 0xFEA1_FFFF SMMUv3 registers (pages 0 and 1), when --iommu smmuv3
+//! 0xFEB0_0000                POWER TCE hardware view (TVEs, kill, EEH), when --iommu tce
 //! 0xFEC0_0000                IOAPIC
 //! 0xFED9_0000                VT-d remapping unit registers
 //! 0xFEE0_0000                LAPIC / MSI window
@@ -65,6 +66,9 @@ pub const PCI_IO_SIZE: u16 = 0xf000;
 
 /// Arm SMMUv3 register pages 0 and 1 (IHI0070 §6.2), 64 KiB each.
 pub const SMMUV3_START: u64 = 0xfea0_0000;
+
+/// POWER TCE unit's hardware view: translation validation entries, TCE kill, EEH state (4 KiB).
+pub const TCE_START: u64 = 0xfeb0_0000;
 
 /// IOAPIC (userspace, split irqchip).
 pub const IOAPIC_START: u64 = 0xfec0_0000;

@@ -230,6 +230,7 @@ impl Platform {
                 Arc::new(Mutex::new(PciBars {
                     segment: pci.clone(),
                     base,
+                    iommu: self.iommu.clone(),
                 })),
                 base,
                 size,
@@ -291,11 +292,24 @@ impl BusDevice for PciEcam {
 struct PciBars {
     segment: Arc<Mutex<pci::PciSegment>>,
     base: u64,
+    /// The IOMMU, which can block MMIO to the devices behind it (a frozen TCE PE).
+    iommu: Option<IommuUnit>,
+}
+
+impl PciBars {
+    fn blocked(&self) -> bool {
+        self.iommu.as_ref().is_some_and(IommuUnit::mmio_blocked)
+    }
 }
 
 impl BusDevice for PciBars {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         let gpa = self.base + offset;
+        if self.blocked() {
+            // EEH: loads from a frozen PE's MMIO return all ones (LoPAR "Enhanced I/O Error Handling").
+            data.fill(0xff);
+            return;
+        }
         if !lock(&self.segment).mmio_read(gpa, data) {
             log::debug!("unclaimed PCI MMIO read {gpa:#x} size {}", data.len());
             data.fill(0xff);
@@ -303,6 +317,10 @@ impl BusDevice for PciBars {
     }
     fn write(&mut self, offset: u64, data: &[u8]) {
         let gpa = self.base + offset;
+        if self.blocked() {
+            // ... and stores to it are dropped.
+            return;
+        }
         if !lock(&self.segment).mmio_write(gpa, data) {
             log::debug!("unclaimed PCI MMIO write {gpa:#x} {data:02x?}");
         }
@@ -418,5 +436,75 @@ mod iommu_tests {
             .e820
             .iter()
             .any(|e| e.start == 0x100_0000 && e.end == 0x100_ffff && e.kind == E820Kind::Reserved));
+    }
+
+    #[test]
+    fn tce_platform_has_the_seed_windows_and_a_reserved_pool() {
+        let d = Platform::describe(&vtd("tce")).unwrap();
+        let info = d.iommu.unwrap();
+        assert_eq!(info.model, "tce");
+        assert_eq!(info.base, layout::TCE_START);
+        let r: Vec<(u64, u64)> = info
+            .permitted_ranges
+            .iter()
+            .map(|r| (r.first, r.last))
+            .collect();
+        // The seed email's POWER example, literally.
+        assert_eq!(
+            r,
+            vec![
+                (0, 0x3fff_ffff),
+                (0x800_0000_0000_0000, 0x800_1fff_ffff_ffff)
+            ]
+        );
+        let (base, size) = crate::iommus::TCE_DEFAULT_POOL;
+        assert!(d
+            .e820
+            .iter()
+            .any(|e| e.start == base && e.end == base + size - 1 && e.kind == E820Kind::Reserved));
+        assert!(d
+            .acpi_tables
+            .iter()
+            .all(|t| t.signature != "DMAR" && t.signature != "IORT"));
+        let p = Platform::build(&vtd("tce"), PlatformIo::detached()).unwrap();
+        let files = p.table_files().unwrap();
+        let dtb = files.iter().find(|(n, _)| n == "tce.dtb").expect("tce.dtb");
+        assert_eq!(&dtb.1[..4], &[0xd0, 0x0d, 0xfe, 0xed], "FDT magic");
+    }
+
+    /// EEH: once a bad DMA froze the PE, the test device's BAR reads all ones and writes are dropped; a PE
+    /// reset brings it back.
+    #[test]
+    fn frozen_tce_pe_reads_all_ones() {
+        use iommu::{Access, DmaRequest};
+        let p = Platform::build(&vtd("tce"), PlatformIo::detached()).unwrap();
+        let mut io = Bus::new();
+        let mut mmio = Bus::new();
+        p.attach(&mut io, &mut mmio).unwrap();
+        let bar0 = lock(&p.pci)
+            .describe()
+            .into_iter()
+            .find(|f| f.bdf == "0000:00:03.0")
+            .and_then(|f| f.bars.into_iter().find(|b| b.index == 0))
+            .expect("test device BAR0")
+            .start;
+        let read_id = || {
+            let mut b = [0u8; 4];
+            assert!(mmio.read(bar0 + pci::test_device::regs::REG_ID, &mut b));
+            u32::from_le_bytes(b)
+        };
+        assert_eq!(read_id(), pci::test_device::regs::ID_MAGIC);
+        let unit = p.iommu.as_ref().unwrap();
+        // 0x4000_0000 is past the 1 GiB 32-bit window and below the 64-bit one: no window.
+        let bad = DmaRequest::new(u32::from(test_device_bdf()), 0x4000_0000, Access::Write);
+        assert!(unit.port().translate(&bad).is_err());
+        assert!(unit.mmio_blocked());
+        assert_eq!(read_id(), 0xffff_ffff);
+        let IommuUnit::Tce(t) = unit else {
+            panic!("not a TCE unit")
+        };
+        t.reset_pe();
+        assert!(!unit.mmio_blocked());
+        assert_eq!(read_id(), pci::test_device::regs::ID_MAGIC);
     }
 }

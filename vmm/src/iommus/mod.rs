@@ -8,6 +8,7 @@ use firmware_tables::acpi::{
 };
 use firmware_tables::description::{IommuInfo, IovaRange};
 use iommu::smmuv3::{Smmuv3, Smmuv3Config, SMMUV3_MMIO_SIZE};
+use iommu::tce::{Tce, TceConfig, TCE_MMIO_SIZE};
 use iommu::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
 use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms};
 use thiserror::Error;
@@ -26,7 +27,9 @@ pub enum IommuOptionError {
     Vtd(String, String),
     #[error("--iommu {0}: {1}")]
     Smmuv3(String, String),
-    #[error("--iommu {0}: unknown IOMMU model (available: vtd, smmuv3)")]
+    #[error("--iommu {0}: {1}")]
+    Tce(String, String),
+    #[error("--iommu {0}: unknown IOMMU model (available: vtd, smmuv3, tce)")]
     UnknownModel(String),
 }
 
@@ -35,6 +38,7 @@ pub enum IommuOptionError {
 pub enum IommuConfig {
     Vtd(VtdConfig),
     Smmuv3(Smmuv3Config),
+    Tce(TceConfig),
 }
 
 impl FromStr for IommuConfig {
@@ -48,6 +52,9 @@ impl FromStr for IommuConfig {
             "smmuv3" => Smmuv3Config::from_str(s)
                 .map(IommuConfig::Smmuv3)
                 .map_err(|e| IommuOptionError::Smmuv3(s.to_string(), e.to_string())),
+            "tce" => TceConfig::from_str(s)
+                .map(IommuConfig::Tce)
+                .map_err(|e| IommuOptionError::Tce(s.to_string(), e.to_string())),
             _ => Err(IommuOptionError::UnknownModel(s.to_string())),
         }
     }
@@ -59,6 +66,7 @@ impl IommuConfig {
         match self {
             IommuConfig::Vtd(c) => c.option_string(),
             IommuConfig::Smmuv3(c) => c.option_string(),
+            IommuConfig::Tce(c) => c.option_string(),
         }
     }
 
@@ -67,6 +75,7 @@ impl IommuConfig {
         match self {
             IommuConfig::Vtd(c) => c.rmrrs.iter().map(|r| (r.base, r.end)).collect(),
             IommuConfig::Smmuv3(_) => Vec::new(),
+            IommuConfig::Tce(c) => tce::reserved(c),
         }
     }
 
@@ -104,6 +113,8 @@ impl IommuConfig {
                 Ok(vec![build_dmar(&dmar)?])
             }
             IommuConfig::Smmuv3(c) => Ok(vec![smmuv3::iort(c)?]),
+            // A PAPR platform describes TCE windows in its device tree, not ACPI (`extra_files`).
+            IommuConfig::Tce(_) => Ok(Vec::new()),
         }
     }
 
@@ -112,6 +123,7 @@ impl IommuConfig {
         match self {
             IommuConfig::Vtd(_) => Ok(Vec::new()),
             IommuConfig::Smmuv3(c) => Ok(vec![("smmuv3.dtb".into(), smmuv3::fdt(c)?)]),
+            IommuConfig::Tce(c) => Ok(vec![("tce.dtb".into(), tce::fdt(c)?)]),
         }
     }
 }
@@ -121,6 +133,7 @@ impl IommuConfig {
 pub enum IommuUnit {
     Vtd(Arc<Vtd>),
     Smmuv3(Arc<Smmuv3>),
+    Tce(Arc<Tce>),
 }
 
 impl IommuUnit {
@@ -130,6 +143,9 @@ impl IommuUnit {
             IommuConfig::Smmuv3(c) => {
                 IommuUnit::Smmuv3(Arc::new(Smmuv3::new(smmuv3::platform_config(c), mem, irq)))
             }
+            IommuConfig::Tce(c) => {
+                IommuUnit::Tce(Arc::new(Tce::new(tce::platform_config(c), mem, irq)))
+            }
         }
     }
 
@@ -138,6 +154,7 @@ impl IommuUnit {
         match self {
             IommuUnit::Vtd(v) => v.clone(),
             IommuUnit::Smmuv3(s) => s.clone(),
+            IommuUnit::Tce(t) => t.clone(),
         }
     }
 
@@ -145,7 +162,7 @@ impl IommuUnit {
     pub fn remapper(&self) -> Option<Arc<dyn InterruptRemapper>> {
         match self {
             IommuUnit::Vtd(v) if v.config().ir => Some(Arc::new(VtdRemapper(v.clone()))),
-            IommuUnit::Vtd(_) | IommuUnit::Smmuv3(_) => None,
+            IommuUnit::Vtd(_) | IommuUnit::Smmuv3(_) | IommuUnit::Tce(_) => None,
         }
     }
 
@@ -162,6 +179,11 @@ impl IommuUnit {
                 layout::SMMUV3_START,
                 SMMUV3_MMIO_SIZE,
             ),
+            IommuUnit::Tce(t) => mmio_bus.insert(
+                Arc::new(Mutex::new(tce::TceMmio(t.clone()))),
+                layout::TCE_START,
+                TCE_MMIO_SIZE,
+            ),
         }
     }
 
@@ -170,6 +192,7 @@ impl IommuUnit {
         match self {
             IommuUnit::Vtd(v) => v.permitted_ranges(source_id),
             IommuUnit::Smmuv3(s) => s.permitted_ranges(u32::from(source_id), None),
+            IommuUnit::Tce(t) => t.permitted_ranges(u32::from(source_id)),
         }
     }
 
@@ -178,6 +201,11 @@ impl IommuUnit {
         match self {
             IommuUnit::Vtd(v) => serde_json::to_value(v.stats()).map_err(|e| e.to_string()),
             IommuUnit::Smmuv3(s) => serde_json::to_value(s.stats()).map_err(|e| e.to_string()),
+            IommuUnit::Tce(t) => {
+                let mut j = serde_json::to_value(t.stats()).map_err(|e| e.to_string())?;
+                j["eeh"] = serde_json::to_value(t.eeh_state()).map_err(|e| e.to_string())?;
+                Ok(j)
+            }
         }
     }
 
@@ -198,6 +226,16 @@ impl IommuUnit {
                 iova,
                 access,
             ))),
+            IommuUnit::Tce(t) => {
+                if pasid.is_some() {
+                    return Err("TCE requests carry no PASID".into());
+                }
+                Ok(tce::lookup_to_json(&t.lookup(
+                    u32::from(source_id),
+                    iova,
+                    access,
+                )))
+            }
         }
     }
 
@@ -224,6 +262,13 @@ impl IommuUnit {
                 serde_json::to_value(s.dump(u32::from(source_id), pasid, DUMP_LIMIT))
                     .map_err(|e| e.to_string())
             }
+            IommuUnit::Tce(t) => {
+                if dot {
+                    return Err("dot output is VT-d only; TCE dumps are JSON".into());
+                }
+                // One PE for the whole PHB: every source sees the same windows.
+                serde_json::to_value(t.dump(DUMP_LIMIT)).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -241,6 +286,11 @@ impl IommuUnit {
                 s.inject_event(u32::from(source_id), event, count);
                 Ok(())
             }
+            IommuUnit::Tce(_) => Err(
+                "inject-fault is not implemented for TCE; a DMA outside the windows \
+                 or through an invalid TCE freezes the PE"
+                    .into(),
+            ),
         }
     }
 
@@ -251,7 +301,9 @@ impl IommuUnit {
                 v.hold_invalidation_completion(duration);
                 Ok(())
             }
-            IommuUnit::Smmuv3(_) => Err("hold_invalidations is VT-d only".into()),
+            IommuUnit::Smmuv3(_) | IommuUnit::Tce(_) => {
+                Err("hold_invalidations is VT-d only".into())
+            }
         }
     }
 
@@ -279,13 +331,38 @@ impl IommuUnit {
                 ),
                 test_device_bdf: bdf_string(test_device_bdf),
             },
+            IommuUnit::Tce(t) => {
+                let mut id = [0u8; 8];
+                t.mmio_read(0, &mut id);
+                let mut sizes = [0u8; 8];
+                t.mmio_read(8, &mut sizes);
+                IommuInfo {
+                    model: "tce".into(),
+                    options: t.config().option_string(),
+                    base: layout::TCE_START,
+                    id_registers: vec![u64::from_le_bytes(id), u64::from_le_bytes(sizes)],
+                    permitted_ranges: ranges_info(&t.permitted_ranges(u32::from(test_device_bdf))),
+                    test_device_bdf: bdf_string(test_device_bdf),
+                }
+            }
+        }
+    }
+
+    /// Whether the unit blocks MMIO to the devices behind it (a frozen TCE PE: EEH loads return all ones
+    /// and stores are dropped; LoPAR "EEH" / IODA2 freeze).
+    pub fn mmio_blocked(&self) -> bool {
+        match self {
+            IommuUnit::Tce(t) => t.is_frozen(),
+            IommuUnit::Vtd(_) | IommuUnit::Smmuv3(_) => false,
         }
     }
 }
 
 mod smmuv3;
+mod tce;
 mod vtd;
 
+pub use tce::DEFAULT_POOL as TCE_DEFAULT_POOL;
 pub use vtd::lookup_to_json;
 use vtd::{VtdMmio, VtdRemapper};
 
