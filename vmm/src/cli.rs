@@ -70,7 +70,7 @@ pub struct MonitorArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DebugCommand {
-    /// Permitted IOVA ranges: of a configuration (`--iommu vtd,aw=45`, no guest) or of a running VM.
+    /// Permitted IOVA ranges: of a configuration (`--iommu vtd,aw=45`, `--iommu tce`, no guest) or of a running VM.
     Ranges {
         /// An IOMMU configuration to evaluate without a guest.
         #[arg(long, conflicts_with = "monitor")]
@@ -143,7 +143,8 @@ pub struct MachineArgs {
     /// IOMMU in front of the PCI devices: vtd[,aw=39..57][,sm=on|off][,fl=on|off][,nest=on|off]
     /// [,fl5=on|off][,fl1g=on|off][,ir=on|off][,eim=on|off][,nfr=N][,caching=on|off][,rmrr=BASE-END@BDF];
     /// or smmuv3[,oas=32..52][,sidbits=N][,ssidbits=N][,stages=s1|s2|nested][,httu=0|1|2][,ril=on|off]
-    /// [,caching=on|off][,strtab=linear|2lvl][,gbpa=bypass|abort].
+    /// [,caching=on|off][,strtab=linear|2lvl][,gbpa=bypass|abort];
+    /// or tce[,eeh=freeze|report][,caching=on|off][,pageshifts=12:16:21:24:28:30][,page64=SHIFT][,pool=BASE+SIZE].
     #[arg(long)]
     pub iommu: Option<crate::iommus::IommuConfig>,
 }
