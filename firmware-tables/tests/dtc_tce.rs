@@ -150,10 +150,10 @@ fn seed_windows_decompile_to_the_windows_passed_in() {
             token("ibm,remove-pe-dma-window")
         ]
     );
-    has(&phb, "ibm,ddw-extensions = <0x01 0x2029>;");
+    has(&phb, "ibm,ddw-extensions = <0x02 0x2029 0x01>;");
     assert_eq!(
         cells(&phb, "ibm,ddw-extensions"),
-        [1, token("ibm,reset-pe-dma-window")]
+        [2, token("ibm,reset-pe-dma-window"), 1]
     );
 }
 
@@ -190,7 +190,7 @@ fn other_windows_and_tokens_round_trip() {
     );
     assert_eq!(cells(&phb, "iovmm,dma-window-page-shift"), [12, 16]);
     assert_eq!(cells(&phb, "ibm,ddw-applicable")[0], 0x101);
-    assert_eq!(cells(&phb, "ibm,ddw-extensions"), [1, 0x104]);
+    assert_eq!(cells(&phb, "ibm,ddw-extensions"), [2, 0x104, 1]);
     assert_eq!(
         cells(&node(&dts, "rtas"), "ibm,query-pe-dma-window"),
         [0x101]

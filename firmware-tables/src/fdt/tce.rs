@@ -13,7 +13,7 @@
 //!                  ibm,#dma-address-cells = <2>; ibm,#dma-size-cells = <2>;
 //!                  ibm,dma-window = <liobn0 off0(2) size0(2)  liobn1 off1(2) size1(2)>;
 //!                  iovmm,dma-window-page-shift = <shift0 shift1>;
-//!                  ibm,ddw-applicable = <Q C R>; ibm,ddw-extensions = <1 X>; };
+//!                  ibm,ddw-applicable = <Q C R>; ibm,ddw-extensions = <2 X 1>; };
 //! };
 //! ```
 //!
@@ -33,8 +33,9 @@
 //! * `ibm,ddw-applicable` = the query, create and remove tokens, in that order (iommu.c `DDW_QUERY_PE_DMA_WIN`,
 //!   `DDW_CREATE_PE_DMA_WIN`, `DDW_REMOVE_PE_DMA_WIN`).
 //! * `ibm,ddw-extensions` = <count ext1 ...>: cell 0 is the number of extensions, extension 1 is the
-//!   `ibm,reset-pe-dma-window` token (LoPAR 2.7; iommu.c `DDW_EXT_RESET_DMA_WIN`). We offer only that one:
-//!   extension 2 (six query outputs) is not claimed.
+//!   `ibm,reset-pe-dma-window` token (LoPAR 2.7; iommu.c `DDW_EXT_RESET_DMA_WIN`), extension 2 = 1 says
+//!   `ibm,query-pe-dma-window` returns six outputs (a 64-bit largest block; iommu.c `DDW_EXT_QUERY_OUT_SIZE`,
+//!   `query_ddw`), which is what the TCE model's query answers (iommu::tce::rtas::DDW_EXTENSIONS).
 //! * `/rtas` carries each RTAS function's token as a property named after the function, which is how Linux's
 //!   `rtas_function_token` finds them; the PHB's `reg` is its BUID (2 cells) with size 0, as in QEMU.
 
@@ -272,8 +273,8 @@ pub fn tce_fdt(cfg: &TceFdtConfig) -> Result<Vec<u8>, FdtError> {
     let shifts: Vec<u32> = windows.iter().map(|w| u32::from(w.page_shift)).collect();
     fdt.property_array_u32("iovmm,dma-window-page-shift", &shifts)?;
     fdt.property_array_u32("ibm,ddw-applicable", &[t.query, t.create, t.remove])?;
-    // <number of extensions, extension 1 = reset token>.
-    fdt.property_array_u32("ibm,ddw-extensions", &[1, t.reset])?;
+    // <number of extensions, extension 1 = reset token, extension 2 = 1: six query outputs>.
+    fdt.property_array_u32("ibm,ddw-extensions", &[2, t.reset, 1])?;
     fdt.end_node(phb)?;
 
     fdt.end_node(root)?;
@@ -370,7 +371,7 @@ mod tests {
         );
         // ddw_read_ext(np, DDW_EXT_RESET_DMA_WIN = 1): cell 0 is the count, cell 1 the reset token.
         let ext = p.cells("ibm,ddw-extensions");
-        assert_eq!(ext, [1, token("ibm,reset-pe-dma-window")]);
+        assert_eq!(ext, [2, token("ibm,reset-pe-dma-window"), 1]);
         assert_eq!(ext[1], 0x2029);
         assert_eq!(ext[0] as usize, ext.len() - 1, "count matches the cells");
     }
@@ -395,7 +396,7 @@ mod tests {
         assert_eq!(dma_windows(p)[1].0, 0x8000_0001);
         assert_eq!(p.cells("iovmm,dma-window-page-shift"), [12, 21]);
         assert_eq!(p.cells("ibm,ddw-applicable"), [11, 12, 13]);
-        assert_eq!(p.cells("ibm,ddw-extensions"), [1, 14]);
+        assert_eq!(p.cells("ibm,ddw-extensions"), [2, 14, 1]);
         assert_eq!(
             t.child("rtas").unwrap().cells("ibm,reset-pe-dma-window"),
             [14]

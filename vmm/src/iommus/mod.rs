@@ -475,6 +475,63 @@ mod tests {
         assert!(unit.inject_fault(0x18, 0x100, 1).is_err());
     }
 
+    /// The TCE device tree says what the model does: its windows, its RTAS tokens, its DDW extensions.
+    /// (Decoded with dtc, which CI installs; a missing dtc fails like the iasl cross-checks.)
+    #[test]
+    fn tce_device_tree_matches_the_model() {
+        let c: IommuConfig = "tce".parse().unwrap();
+        let files = c.extra_files().unwrap();
+        let dir = std::env::temp_dir().join(format!("iovmm-tce-dt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dtb = dir.join("tce.dtb");
+        std::fs::write(&dtb, &files[0].1).unwrap();
+        let out = std::process::Command::new("dtc")
+            .args(["-I", "dtb", "-O", "dts"])
+            .arg(&dtb)
+            .output()
+            .expect("dtc is not installed: apt-get install device-tree-compiler");
+        assert!(out.status.success());
+        let dts = String::from_utf8_lossy(&out.stdout);
+        let IommuUnit::Tce(t) = IommuUnit::new(
+            &c,
+            Arc::new(iommu::mem::TestMemory::new(0)),
+            Arc::new(NoIrq),
+        ) else {
+            panic!("not TCE")
+        };
+        let mut cells = Vec::new();
+        for w in t.windows().iter().filter(|w| w.enabled) {
+            // dtc prints each cell as hex with at least two digits.
+            cells.push(format!("{:#04x}", w.liobn));
+            for v in [w.base, w.size] {
+                cells.push(format!("{:#04x}", v >> 32));
+                cells.push(format!("{:#04x}", v & 0xffff_ffff));
+            }
+        }
+        let want = format!("ibm,dma-window = <{}>;", cells.join(" "));
+        assert!(dts.contains(&want), "{want} not in {dts}");
+        let token = |name: &str| {
+            iommu::tce::rtas::RTAS_CALLS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap()
+                .1
+        };
+        assert!(dts.contains(&format!(
+            "ibm,ddw-applicable = <{:#x} {:#x} {:#x}>;",
+            token("ibm,query-pe-dma-window"),
+            token("ibm,create-pe-dma-window"),
+            token("ibm,remove-pe-dma-window")
+        )));
+        let ext: Vec<String> = iommu::tce::rtas::DDW_EXTENSIONS
+            .iter()
+            .map(|v| format!("{v:#04x}"))
+            .collect();
+        let want = format!("ibm,ddw-extensions = <{}>;", ext.join(" "));
+        assert!(dts.contains(&want), "{want} not in {dts}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     struct NoIrq;
     impl InterruptSink for NoIrq {
         fn msi(&self, _address: u64, _data: u32) {}
