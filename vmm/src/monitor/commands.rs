@@ -228,4 +228,58 @@ mod tests {
         let r = t.handle(&Request::Stats);
         assert!(r.ok && r.result.unwrap().is_object());
     }
+
+    /// The SMMUv3 and TCE answers have the VT-d shape the CLI renders (steps, result or fault).
+    #[test]
+    fn smmuv3_and_tce_answer_every_verb() {
+        let translate = |t: &MonitorTarget, iova| {
+            t.handle(&Request::Translate {
+                source: "00:03.0".into(),
+                pasid: None,
+                iova,
+                write: true,
+            })
+            .result
+            .unwrap()
+        };
+        // SMMUEN=0 and GBPA bypass: the identity, with no structure read.
+        let s = MonitorTarget::for_tests("smmuv3");
+        let l = translate(&s, 0x1234_5678);
+        assert_eq!(l["result"]["output"], 0x1234_5678, "{l}");
+        assert_eq!(l["result"]["stage"], "global-bypass", "{l}");
+        assert_eq!(l["steps"].as_array().unwrap().len(), 0);
+        let r = s.handle(&Request::QueryIommus).result.unwrap();
+        assert_eq!(r[0]["model"], "smmuv3");
+        assert!(s.handle(&Request::Stats).ok);
+        assert!(
+            s.handle(&Request::DumpTables {
+                source: "00:03.0".into(),
+                pasid: None,
+                dot: false
+            })
+            .ok
+        );
+
+        // TCE: the seed's windows; with no RAM behind the pool the window has no table yet, so an IOBA inside
+        // it faults and one outside every window is NO_WINDOW.
+        let t = MonitorTarget::for_tests("tce");
+        let r = t
+            .handle(&Request::PermittedRanges {
+                source: "00:03.0".into(),
+            })
+            .result
+            .unwrap();
+        assert_eq!(
+            r["text"],
+            "[0x0..=0x3fffffff, 0x800000000000000..=0x8001fffffffffff]"
+        );
+        let l = translate(&t, 0x1000);
+        assert!(l["fault"].is_object(), "{l}");
+        assert_eq!(l["lookup"]["window"]["liobn"], 0x8000_0000u32, "{l}");
+        let l = translate(&t, 0x4000_0000);
+        assert_eq!(l["fault"]["reason"], iommu::tce::reason::NO_WINDOW, "{l}");
+        assert!(l["lookup"]["window"].is_null(), "{l}");
+        let st = t.handle(&Request::Stats).result.unwrap();
+        assert_eq!(st["eeh"]["frozen"], false, "lookups never freeze: {st}");
+    }
 }
