@@ -13,7 +13,7 @@ use iommu::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
 use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms};
 use thiserror::Error;
 
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusDevice, BusError};
 use crate::interrupts::InterruptRemapper;
 use crate::layout;
 
@@ -170,17 +170,17 @@ impl IommuUnit {
     pub fn attach(&self, mmio_bus: &mut Bus) -> Result<(), BusError> {
         match self {
             IommuUnit::Vtd(v) => mmio_bus.insert(
-                Arc::new(Mutex::new(VtdMmio(v.clone()))),
+                Arc::new(Mutex::new(RegisterWindow(v.clone()))),
                 layout::VTD_START,
                 VTD_MMIO_SIZE,
             ),
             IommuUnit::Smmuv3(s) => mmio_bus.insert(
-                Arc::new(Mutex::new(smmuv3::Smmuv3Mmio(s.clone()))),
+                Arc::new(Mutex::new(RegisterWindow(s.clone()))),
                 layout::SMMUV3_START,
                 SMMUV3_MMIO_SIZE,
             ),
             IommuUnit::Tce(t) => mmio_bus.insert(
-                Arc::new(Mutex::new(tce::TceMmio(t.clone()))),
+                Arc::new(Mutex::new(RegisterWindow(t.clone()))),
                 layout::TCE_START,
                 TCE_MMIO_SIZE,
             ),
@@ -364,7 +364,40 @@ mod vtd;
 
 pub use tce::DEFAULT_POOL as TCE_DEFAULT_POOL;
 pub use vtd::lookup_to_json;
-use vtd::{VtdMmio, VtdRemapper};
+use vtd::VtdRemapper;
+
+/// A model whose registers sit in one MMIO window (offsets relative to its base).
+trait Registers: Send + Sync {
+    fn read(&self, offset: u64, data: &mut [u8]);
+    fn write(&self, offset: u64, data: &[u8]);
+}
+
+macro_rules! registers {
+    ($($model:ty),*) => {$(
+        impl Registers for $model {
+            fn read(&self, offset: u64, data: &mut [u8]) {
+                self.mmio_read(offset, data);
+            }
+            fn write(&self, offset: u64, data: &[u8]) {
+                self.mmio_write(offset, data);
+            }
+        }
+    )*};
+}
+
+registers!(Vtd, Smmuv3, Tce);
+
+/// An IOMMU's register window on the MMIO bus.
+struct RegisterWindow<T: Registers>(Arc<T>);
+
+impl<T: Registers> BusDevice for RegisterWindow<T> {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        self.0.read(offset, data);
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        self.0.write(offset, data);
+    }
+}
 
 fn ranges_info(r: &iommu::PermittedRanges) -> Vec<IovaRange> {
     r.windows()

@@ -1,7 +1,5 @@
-//! SMMUv3 specifics of the VMM's IOMMU unit: its MMIO window, its firmware tables (IORT, and a device-tree
-//! fragment for `iovmm tables`), and the monitor's JSON form of a lookup.
-
-use std::sync::Arc;
+//! SMMUv3 specifics of the VMM's IOMMU unit: its platform configuration, its firmware tables (IORT, and a
+//! device-tree fragment for `iovmm tables`), and the monitor's JSON form of a lookup.
 
 use firmware_tables::acpi::{build_iort, AcpiError, IortConfig};
 use firmware_tables::fdt::smmuv3_fdt;
@@ -11,7 +9,6 @@ use iommu::smmuv3::{
 use serde_json::json;
 
 use super::perms_string;
-use crate::bus::BusDevice;
 use crate::layout;
 
 /// The x86 MSI window: device writes there are interrupts, so it is never a DMA address (a hole in every
@@ -50,18 +47,6 @@ pub fn id_registers(s: &Smmuv3) -> Vec<u64> {
             u64::from(u32::from_le_bytes(b))
         })
         .collect()
-}
-
-/// SMMUv3 register pages on the MMIO bus.
-pub(super) struct Smmuv3Mmio(pub(super) Arc<Smmuv3>);
-
-impl BusDevice for Smmuv3Mmio {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.0.mmio_read(offset, data);
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        self.0.mmio_write(offset, data);
-    }
 }
 
 /// The monitor's `translate` answer for an SMMUv3, in the same shape as VT-d's (see

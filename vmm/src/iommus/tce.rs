@@ -1,5 +1,4 @@
-//! POWER TCE specifics of the VMM's IOMMU unit: the hardware view's MMIO window, the hypervisor table pool
-//! reserved in e820, the PHB device tree for `iovmm tables`, and the monitor's JSON form of a lookup.
+//! POWER TCE specifics of the VMM's IOMMU unit: the hypervisor table pool reserved in e820, the PHB device tree for `iovmm tables`, and the monitor's JSON form of a lookup.
 
 use std::sync::Arc;
 
@@ -9,7 +8,6 @@ use iommu::tce::{LookupOutcome, Tce, TceConfig, TceLookup};
 use serde_json::json;
 
 use super::perms_string;
-use crate::bus::BusDevice;
 
 /// The hypervisor table pool when `--iommu tce` does not give `pool=`: 32 MiB at 128 MiB, reserved in e820. It
 /// sits well above the kernel's boot footprint and below the initrd, which goes to the top of low RAM.
@@ -142,16 +140,4 @@ pub fn lookup_to_json(l: &TceLookup) -> serde_json::Value {
         "fault": fault,
         "lookup": l,
     })
-}
-
-/// The TCE unit's hardware view (TVEs, kill, EEH registers) on the MMIO bus.
-pub(super) struct TceMmio(pub(super) Arc<Tce>);
-
-impl BusDevice for TceMmio {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.0.mmio_read(offset, data);
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        self.0.mmio_write(offset, data);
-    }
 }

@@ -1,5 +1,5 @@
-//! VT-d specifics of the VMM's IOMMU unit: interrupt remapping in front of KVM, the MMIO window, and the
-//! monitor's JSON form of a lookup.
+//! VT-d specifics of the VMM's IOMMU unit: interrupt remapping in front of KVM and the monitor's JSON
+//! form of a lookup.
 
 use std::sync::Arc;
 
@@ -7,7 +7,6 @@ use iommu::vtd::{Lookup, LookupOutcome, Structure, Vtd};
 use serde_json::json;
 
 use super::perms_string;
-use crate::bus::BusDevice;
 use crate::interrupts::InterruptRemapper;
 
 /// The monitor's `translate` answer: every step (structure, address, index, raw entry, decoded fields and a
@@ -92,17 +91,5 @@ impl InterruptRemapper for VtdRemapper {
             .remap_msi(source_id, address, data)
             .ok()
             .map(|m| m.to_msi())
-    }
-}
-
-/// VT-d registers on the MMIO bus.
-pub(super) struct VtdMmio(pub(super) Arc<Vtd>);
-
-impl BusDevice for VtdMmio {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.0.mmio_read(offset, data);
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        self.0.mmio_write(offset, data);
     }
 }
