@@ -7,6 +7,7 @@
 pub mod bringup;
 pub mod dma;
 pub mod mem;
+mod options;
 pub mod ranges;
 pub mod request;
 pub mod smmuv3;

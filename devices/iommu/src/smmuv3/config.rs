@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::options::{self, choice, decimal, impl_from_option_error, on_off};
+
 /// Output address sizes IDR5.OAS can encode (IHI0070 §6.3.6), in field order 0..=6.
 pub const OAS_BITS: [u8; 7] = [32, 36, 40, 42, 44, 48, 52];
 
@@ -74,26 +76,10 @@ pub enum Smmuv3ConfigError {
     NoStage,
 }
 
+impl_from_option_error!(Smmuv3ConfigError);
+
 fn bad(key: &str, value: &str, expected: &'static str) -> Smmuv3ConfigError {
-    Smmuv3ConfigError::BadValue {
-        key: key.into(),
-        value: value.into(),
-        expected,
-    }
-}
-
-fn on_off(key: &str, value: &str) -> Result<bool, Smmuv3ConfigError> {
-    match value {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(bad(key, value, "on or off")),
-    }
-}
-
-fn parse_hex(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
-    u64::from_str_radix(digits, 16).ok()
+    options::bad(key, value, expected).into()
 }
 
 const RESERVED_EXPECTED: &str = "an inclusive hex range like 0xfee00000-0xfeefffff";
@@ -103,81 +89,56 @@ impl FromStr for Smmuv3Config {
     type Err = Smmuv3ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut items = s.split(',');
-        if items.next().unwrap_or_default() != "smmuv3" {
-            return Err(Smmuv3ConfigError::NotSmmuv3(s.into()));
-        }
+        let items = options::items(s, "smmuv3", &["reserved"])
+            .ok_or_else(|| Smmuv3ConfigError::NotSmmuv3(s.into()))?;
         let mut cfg = Smmuv3Config::default();
-        let mut seen: Vec<&str> = Vec::new();
         for item in items {
-            let (key, value) = item
-                .split_once('=')
-                .ok_or_else(|| Smmuv3ConfigError::MissingValue(item.into()))?;
-            if key != "reserved" {
-                if seen.contains(&key) {
-                    return Err(Smmuv3ConfigError::Duplicate(key.into()));
-                }
-                seen.push(key);
-            }
+            let (key, value) = item?;
             match key {
                 "oas" => {
-                    cfg.oas_bits = value
-                        .parse()
-                        .ok()
-                        .filter(|b| OAS_BITS.contains(b))
-                        .ok_or_else(|| bad(key, value, OAS_EXPECTED))?
+                    cfg.oas_bits = decimal(key, value, |b| OAS_BITS.contains(b), OAS_EXPECTED)?
                 }
                 "sidbits" => {
-                    cfg.sid_bits = value
-                        .parse()
-                        .ok()
-                        .filter(|b| (1..=32).contains(b))
-                        .ok_or_else(|| bad(key, value, "1 to 32"))?
+                    cfg.sid_bits = decimal(key, value, |b| (1..=32).contains(b), "1 to 32")?
                 }
-                "ssidbits" => {
-                    cfg.ssid_bits = value
-                        .parse()
-                        .ok()
-                        .filter(|b| *b <= 20)
-                        .ok_or_else(|| bad(key, value, "0 to 20"))?
-                }
+                "ssidbits" => cfg.ssid_bits = decimal(key, value, |b| *b <= 20, "0 to 20")?,
                 "stages" => {
-                    (cfg.stage1, cfg.stage2) = match value {
-                        "s1" => (true, false),
-                        "s2" => (false, true),
-                        "nested" => (true, true),
-                        _ => return Err(bad(key, value, "s1, s2 or nested")),
-                    }
+                    (cfg.stage1, cfg.stage2) = choice(
+                        key,
+                        value,
+                        &[
+                            ("s1", (true, false)),
+                            ("s2", (false, true)),
+                            ("nested", (true, true)),
+                        ],
+                        "s1, s2 or nested",
+                    )?
                 }
-                "httu" => {
-                    cfg.httu = value
-                        .parse()
-                        .ok()
-                        .filter(|h| *h <= 2)
-                        .ok_or_else(|| bad(key, value, "0, 1 or 2"))?
-                }
+                "httu" => cfg.httu = decimal(key, value, |h| *h <= 2, "0, 1 or 2")?,
                 "ril" => cfg.ril = on_off(key, value)?,
                 "caching" => cfg.caching = on_off(key, value)?,
                 "strtab" => {
-                    cfg.two_level_strtab = match value {
-                        "linear" => false,
-                        "2lvl" => true,
-                        _ => return Err(bad(key, value, "linear or 2lvl")),
-                    }
+                    cfg.two_level_strtab = choice(
+                        key,
+                        value,
+                        &[("linear", false), ("2lvl", true)],
+                        "linear or 2lvl",
+                    )?
                 }
                 "gbpa" => {
-                    cfg.gbpa_abort = match value {
-                        "bypass" => false,
-                        "abort" => true,
-                        _ => return Err(bad(key, value, "bypass or abort")),
-                    }
+                    cfg.gbpa_abort = choice(
+                        key,
+                        value,
+                        &[("bypass", false), ("abort", true)],
+                        "bypass or abort",
+                    )?
                 }
                 "reserved" => {
                     let (a, b) = value
                         .split_once('-')
                         .ok_or_else(|| bad(key, value, RESERVED_EXPECTED))?;
-                    let (a, b) = parse_hex(a)
-                        .zip(parse_hex(b))
+                    let (a, b) = options::prefixed_hex(a.trim())
+                        .zip(options::prefixed_hex(b.trim()))
                         .filter(|(a, b)| a <= b)
                         .ok_or_else(|| bad(key, value, RESERVED_EXPECTED))?;
                     cfg.reserved.push((a, b));
@@ -243,7 +204,7 @@ impl Smmuv3Config {
 
     /// The canonical option string (parses back to an equal configuration).
     pub fn option_string(&self) -> String {
-        let onoff = |b: bool| if b { "on" } else { "off" };
+        let onoff = options::on_off_str;
         let stages = match (self.stage1, self.stage2) {
             (true, false) => "s1",
             (false, true) => "s2",
@@ -312,6 +273,19 @@ mod tests {
         ] {
             assert!(bad.parse::<Smmuv3Config>().is_err(), "{bad}");
         }
+        let e = |s: &str| s.parse::<Smmuv3Config>().unwrap_err().to_string();
+        assert_eq!(e("smmuv3,ril=yes"), "ril=yes: expected `on` or `off`");
+        assert_eq!(e("smmuv3,caching"), "`caching`: expected key=value");
+        assert_eq!(e("smmuv3,httu=1,httu=1"), "`httu` given twice");
+    }
+
+    #[test]
+    fn reserved_may_repeat() {
+        let c: Smmuv3Config = "smmuv3,reserved=0x1000-0x1fff,reserved=0X3000-0x3fff"
+            .parse()
+            .unwrap();
+        assert_eq!(c.reserved, vec![(0x1000, 0x1fff), (0x3000, 0x3fff)]);
+        assert_eq!(c.option_string().parse::<Smmuv3Config>().unwrap(), c);
     }
 
     #[test]

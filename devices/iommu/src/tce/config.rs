@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::options::{self, impl_from_option_error, OptionError};
+
 /// TCE page shifts the model can offer (4K, 64K, 2M, 16M, 256M, 1G), LoPAR "ibm,query-pe-dma-window"
 /// page sizes plus the 1 GiB IODA2 one.
 pub const SUPPORTED_PAGE_SHIFTS: [u8; 6] = [12, 16, 21, 24, 28, 30];
@@ -86,26 +88,14 @@ pub enum TceConfigError {
     BadPool { base: u64, size: u64 },
 }
 
-fn bad(key: &str, value: &str, expected: &'static str) -> TceConfigError {
-    TceConfigError::BadValue {
-        key: key.into(),
-        value: value.into(),
-        expected,
-    }
-}
+impl_from_option_error!(TceConfigError);
 
-fn parse_num(s: &str) -> Option<u64> {
-    let s = s.trim();
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
-}
-
-fn parse_shift(s: &str) -> Option<u8> {
+/// One page shift `s` of `key=value`.
+fn parse_shift(key: &str, value: &str, s: &str) -> Result<u8, OptionError> {
     s.parse::<u8>()
         .ok()
         .filter(|v| SUPPORTED_PAGE_SHIFTS.contains(v))
+        .ok_or_else(|| options::bad(key, value, SHIFTS_EXPECTED))
 }
 
 const SHIFTS_EXPECTED: &str = "page shifts among 12, 16, 21, 24, 28, 30 (colon-separated)";
@@ -177,53 +167,39 @@ impl FromStr for TceConfig {
     type Err = TceConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut items = s.split(',');
-        if items.next().unwrap_or_default() != "tce" {
-            return Err(TceConfigError::NotTce(s.into()));
-        }
+        let items =
+            options::items(s, "tce", &[]).ok_or_else(|| TceConfigError::NotTce(s.into()))?;
         let mut cfg = TceConfig::default();
-        let mut seen: Vec<&str> = Vec::new();
         for item in items {
-            let (key, value) = item
-                .split_once('=')
-                .ok_or_else(|| TceConfigError::MissingValue(item.into()))?;
-            if seen.contains(&key) {
-                return Err(TceConfigError::Duplicate(key.into()));
-            }
-            seen.push(key);
+            let (key, value) = item?;
             match key {
                 "eeh" => {
-                    cfg.eeh = match value {
-                        "freeze" => EehMode::Freeze,
-                        "report" => EehMode::Report,
-                        _ => return Err(bad(key, value, "freeze or report")),
-                    }
+                    cfg.eeh = options::choice(
+                        key,
+                        value,
+                        &[("freeze", EehMode::Freeze), ("report", EehMode::Report)],
+                        "freeze or report",
+                    )?
                 }
-                "caching" => {
-                    cfg.caching = match value {
-                        "on" => true,
-                        "off" => false,
-                        _ => return Err(bad(key, value, "on or off")),
-                    }
-                }
+                "caching" => cfg.caching = options::on_off(key, value)?,
                 "pageshifts" => {
                     let mut mask = 0u64;
                     for part in value.split(':') {
-                        let sh =
-                            parse_shift(part).ok_or_else(|| bad(key, value, SHIFTS_EXPECTED))?;
-                        mask |= 1u64 << sh;
+                        mask |= 1u64 << parse_shift(key, value, part)?;
                     }
                     cfg.page_sizes = mask;
                 }
-                "page64" => {
-                    cfg.page64_shift =
-                        parse_shift(value).ok_or_else(|| bad(key, value, SHIFTS_EXPECTED))?
-                }
+                "page64" => cfg.page64_shift = parse_shift(key, value, value)?,
                 "pool" => {
                     let (b, z) = value
                         .split_once('+')
-                        .and_then(|(b, z)| Some((parse_num(b)?, parse_num(z)?)))
-                        .ok_or_else(|| bad(key, value, "BASE+SIZE, e.g. 0x10000000+0x1000000"))?;
+                        .and_then(|(b, z)| {
+                            let num = |s: &str| options::hex_or_decimal(s.trim());
+                            Some((num(b)?, num(z)?))
+                        })
+                        .ok_or_else(|| {
+                            options::bad(key, value, "BASE+SIZE, e.g. 0x10000000+0x1000000")
+                        })?;
                     cfg.pool_base = b;
                     cfg.pool_size = z;
                 }

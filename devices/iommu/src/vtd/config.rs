@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::regs;
+use crate::options::{self, impl_from_option_error, on_off};
 
 /// The adjusted guest address widths of 3-, 4- and 5-level second-stage tables (SAGAW bits 1, 2, 3).
 pub const SUPPORTED_AW: [u32; 3] = [39, 48, 57];
@@ -18,6 +19,7 @@ pub const AW_RANGE: std::ops::RangeInclusive<u32> = 39..=57;
 /// translation only with one of them.
 pub const FIRST_STAGE_AW: [u32; 2] = [48, 57];
 const AW_EXPECTED: &str = "an address width from 39 to 57";
+const NFR_EXPECTED: &str = "a number of fault records, 1 to 128";
 /// CAP.MAMV: page-selective invalidations of up to 2^18 pages (1 GiB).
 pub const MAMV: u32 = 18;
 /// ECAP.PSS: 20-bit PASIDs (the field holds width - 1).
@@ -132,31 +134,10 @@ pub enum VtdConfigError {
     BadRmrr { value: String, reason: String },
 }
 
+impl_from_option_error!(VtdConfigError);
+
 fn bad(key: &str, value: &str, expected: &'static str) -> VtdConfigError {
-    VtdConfigError::BadValue {
-        key: key.into(),
-        value: value.into(),
-        expected,
-    }
-}
-
-fn on_off(key: &str, value: &str) -> Result<bool, VtdConfigError> {
-    match value {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(bad(key, value, "`on` or `off`")),
-    }
-}
-
-fn parse_hex(s: &str) -> Option<u64> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    if digits.is_empty() {
-        return None;
-    }
-    u64::from_str_radix(digits, 16).ok()
+    options::bad(key, value, expected).into()
 }
 
 /// Parses `[SSSS:]BB:DD.F` (hex bus and device, function 0-7); only segment 0 exists.
@@ -197,8 +178,8 @@ fn parse_rmrr(value: &str, aw_bits: u32) -> Result<Rmrr, VtdConfigError> {
     let (base, end) = range
         .split_once('-')
         .ok_or_else(|| err("expected BASE-END@BB:DD.F".into()))?;
-    let base = parse_hex(base).ok_or_else(|| err(format!("`{base}` is not a hex address")))?;
-    let end = parse_hex(end).ok_or_else(|| err(format!("`{end}` is not a hex address")))?;
+    let base = options::hex(base).ok_or_else(|| err(format!("`{base}` is not a hex address")))?;
+    let end = options::hex(end).ok_or_else(|| err(format!("`{end}` is not a hex address")))?;
     let bdf = parse_bdf(bdf).map_err(err)?;
     let rmrr = Rmrr { base, end, bdf };
     check_rmrr(&rmrr, aw_bits).map_err(err)?;
@@ -236,31 +217,16 @@ impl FromStr for VtdConfig {
     type Err = VtdConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut items = s.split(',');
-        let head = items.next().unwrap_or_default();
-        if head != "vtd" {
-            return Err(VtdConfigError::NotVtd(s.into()));
-        }
+        let mut items =
+            options::items(s, "vtd", &["rmrr"]).ok_or_else(|| VtdConfigError::NotVtd(s.into()))?;
         let mut cfg = VtdConfig::default();
-        let mut seen: Vec<&str> = Vec::new();
         let mut rmrr_strings = Vec::new();
-        for item in items {
-            let (key, value) = item
-                .split_once('=')
-                .ok_or_else(|| VtdConfigError::MissingValue(item.into()))?;
-            if key != "rmrr" {
-                if seen.contains(&key) {
-                    return Err(VtdConfigError::Duplicate(key.into()));
-                }
-                seen.push(key);
-            }
+        for item in items.by_ref() {
+            let (key, value) = item?;
             match key {
                 "aw" => {
-                    cfg.aw_bits = value
-                        .parse()
-                        .ok()
-                        .filter(|aw| AW_RANGE.contains(aw))
-                        .ok_or_else(|| bad(key, value, AW_EXPECTED))?
+                    cfg.aw_bits =
+                        options::decimal(key, value, |aw| AW_RANGE.contains(aw), AW_EXPECTED)?
                 }
                 "sm" => cfg.scalable = on_off(key, value)?,
                 "caching" => cfg.caching = on_off(key, value)?,
@@ -271,11 +237,12 @@ impl FromStr for VtdConfig {
                 "fl5" => cfg.fl5 = on_off(key, value)?,
                 "fl1g" => cfg.fl1g = on_off(key, value)?,
                 "nfr" => {
-                    cfg.nfr = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=regs::MAX_NFR).contains(n))
-                        .ok_or_else(|| bad(key, value, "a number of fault records, 1 to 128"))?
+                    cfg.nfr = options::decimal(
+                        key,
+                        value,
+                        |n| (1..=regs::MAX_NFR).contains(n),
+                        NFR_EXPECTED,
+                    )?
                 }
                 "rmrr" => rmrr_strings.push(value),
                 _ => return Err(VtdConfigError::UnknownKey(key.into())),
@@ -283,19 +250,19 @@ impl FromStr for VtdConfig {
         }
         // `ir=off` implies `eim=off` unless `eim=on` is asked for explicitly, which is an error.
         if !cfg.ir {
-            if seen.contains(&"eim") && cfg.eim {
+            if items.given("eim") && cfg.eim {
                 return Err(VtdConfigError::EimWithoutIr);
             }
             cfg.eim = false;
         }
         // First-stage defaults follow the final `sm` and `aw`, whatever the option order.
-        if !seen.contains(&"fl") {
+        if !items.given("fl") {
             cfg.first_stage = cfg.scalable && FIRST_STAGE_AW.contains(&cfg.aw_bits);
         }
-        if !seen.contains(&"nest") {
+        if !items.given("nest") {
             cfg.nested = cfg.first_stage;
         }
-        if !seen.contains(&"fl5") {
+        if !items.given("fl5") {
             cfg.fl5 = cfg.first_stage && cfg.aw_bits == 57;
         }
         cfg.check_stages()?;
@@ -314,11 +281,7 @@ impl VtdConfig {
             return Err(bad("aw", &self.aw_bits.to_string(), AW_EXPECTED));
         }
         if !(1..=regs::MAX_NFR).contains(&self.nfr) {
-            return Err(bad(
-                "nfr",
-                &self.nfr.to_string(),
-                "a number of fault records, 1 to 128",
-            ));
+            return Err(bad("nfr", &self.nfr.to_string(), NFR_EXPECTED));
         }
         if self.eim && !self.ir {
             return Err(VtdConfigError::EimWithoutIr);
@@ -489,7 +452,7 @@ impl VtdConfig {
 
     /// The canonical option string (parses back to an equal configuration).
     pub fn option_string(&self) -> String {
-        let onoff = |b: bool| if b { "on" } else { "off" };
+        let onoff = options::on_off_str;
         let mut s = format!(
             "vtd,aw={},sm={},nfr={},caching={}",
             self.aw_bits,
