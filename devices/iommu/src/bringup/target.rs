@@ -1,12 +1,19 @@
 //! What the engine drives: any IOMMU model behind one small trait, and the factory that builds one from
 //! a script's `model` option string.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::mem::DmaMemory;
+use crate::ranges::PermittedRanges;
 use crate::request::{DmaFault, DmaRequest, InterruptSink, Translation};
+use crate::smmuv3::Smmuv3;
+use crate::tce::Tce;
+use crate::vtd::Vtd;
 
 /// An IOMMU model as a bring-up script sees it: a register window, a translation port, a
 /// side-effect-free explanation of a translation, and model-specific calls.
@@ -43,11 +50,7 @@ pub trait BringupTarget {
     /// model does not have or cannot make sense of; an architected error status is an `Ok` value.
     fn call(&self, name: &str, args: &[u64]) -> Result<Vec<u64>, String> {
         let _ = args;
-        Err(format!(
-            "model `{}` has no call `{name}` (its calls: {})",
-            self.model(),
-            self.calls().join(", ")
-        ))
+        no_such_call(self, name)
     }
 
     /// Names of the calls [`BringupTarget::call`] accepts, for error messages.
@@ -68,14 +71,105 @@ pub fn build_target(
 ) -> Result<Box<dyn BringupTarget>, String> {
     let head = option.split(',').next().unwrap_or_default();
     match head {
-        "vtd" => super::vtd::build(option, mem, irq),
-        "smmuv3" => super::smmuv3::build(option, mem, irq),
-        "tce" => super::tce::build(option, mem, irq),
+        "vtd" => build(option, |cfg| Vtd::new(cfg, mem, irq)),
+        "smmuv3" => build(option, |cfg| Smmuv3::new(cfg, mem, irq)),
+        "tce" => build(option, |cfg| Tce::new(cfg, mem, irq)),
         _ => Err(format!(
             "unknown model `{head}` (known: {})",
             MODELS.join(", ")
         )),
     }
+}
+
+/// Parses `option` with the model's configuration parser (its message on refusal) and builds the model.
+fn build<C, T>(option: &str, new: impl FnOnce(C) -> T) -> Result<Box<dyn BringupTarget>, String>
+where
+    C: FromStr,
+    C::Err: fmt::Display,
+    T: BringupTarget + 'static,
+{
+    let cfg: C = option.parse().map_err(|e| format!("{e}"))?;
+    Ok(Box::new(new(cfg)))
+}
+
+/// The [`BringupTarget`] methods every model implements the same way, for use inside its `impl`:
+/// `model`, `option_string` (the model's `config().option_string()`), `mmio_size`, `mmio_read` and
+/// `mmio_write` (sized accesses through the model's own `mmio_read(offset, &mut [u8])` and
+/// `mmio_write(offset, &[u8])`) and `translate` (its [`DmaPort`](crate::DmaPort)).
+macro_rules! register_window_target {
+    ($model:ty, $name:literal, $mmio_size:expr) => {
+        fn model(&self) -> &'static str {
+            $name
+        }
+
+        fn option_string(&self) -> String {
+            self.config().option_string()
+        }
+
+        fn mmio_size(&self) -> u64 {
+            $mmio_size
+        }
+
+        fn mmio_read(&self, offset: u64, size: u8) -> u64 {
+            $crate::bringup::target::sized_read(size, |b| <$model>::mmio_read(self, offset, b))
+        }
+
+        fn mmio_write(&self, offset: u64, size: u8, value: u64) {
+            <$model>::mmio_write(
+                self,
+                offset,
+                &$crate::bringup::target::le_bytes(value, size),
+            );
+        }
+
+        fn translate(
+            &self,
+            req: &$crate::request::DmaRequest,
+        ) -> Result<$crate::request::Translation, $crate::request::DmaFault> {
+            $crate::request::DmaPort::translate(self, req)
+        }
+    };
+}
+pub(super) use register_window_target;
+
+/// The refusal of a call `target` does not have, naming the ones it has.
+pub(super) fn no_such_call<T: BringupTarget + ?Sized>(
+    target: &T,
+    name: &str,
+) -> Result<Vec<u64>, String> {
+    Err(format!(
+        "model `{}` has no call `{name}` (its calls: {})",
+        target.model(),
+        target.calls().join(", ")
+    ))
+}
+
+/// Argument `i` (called `name` in the error) of a call.
+pub(super) fn arg(args: &[u64], i: usize, name: &str) -> Result<u64, String> {
+    args.get(i)
+        .copied()
+        .ok_or_else(|| format!("argument {i} ({name}) missing"))
+}
+
+/// `v` as a narrower integer, or an error naming it.
+pub(super) fn narrow<T: TryFrom<u64>>(v: u64, name: &str) -> Result<T, String> {
+    T::try_from(v).map_err(|_| format!("{name} {v:#x} is out of range"))
+}
+
+/// Permitted ranges as a call's result: `[first0, last0, first1, last1, ...]`.
+pub(super) fn ranges_result(ranges: &PermittedRanges) -> Vec<u64> {
+    ranges
+        .windows()
+        .iter()
+        .flat_map(|w| [w.first, w.last])
+        .collect()
+}
+
+/// A model's lookup as an explanation: serialized, with address-like values in hex ([`hexify`]).
+pub(super) fn explained(lookup: impl Serialize) -> Value {
+    serde_json::to_value(lookup)
+        .map(hexify)
+        .unwrap_or_else(|e| Value::String(format!("lookup not serializable: {e}")))
 }
 
 /// Keys whose integer values are addresses, entries or sizes: shown as hex strings in explanations
@@ -146,6 +240,14 @@ pub(super) fn le_bytes(value: u64, size: u8) -> Vec<u8> {
     value.to_le_bytes()[..usize::from(size.min(8))].to_vec()
 }
 
+/// A little-endian read of `size` (at most 8) bytes through `read`, which fills the bytes it is given.
+pub(super) fn sized_read(size: u8, read: impl FnOnce(&mut [u8])) -> u64 {
+    let mut b = [0u8; 8];
+    let b = &mut b[..usize::from(size.min(8))];
+    read(b);
+    from_le(b)
+}
+
 /// The value of up to 8 little-endian bytes.
 pub(super) fn from_le(bytes: &[u8]) -> u64 {
     bytes
@@ -185,6 +287,13 @@ mod tests {
         assert_eq!(le_bytes(0x1122_3344_5566_7788, 4), [0x88, 0x77, 0x66, 0x55]);
         assert_eq!(from_le(&[0x88, 0x77, 0x66, 0x55]), 0x5566_7788);
         assert_eq!(from_le(&le_bytes(u64::MAX, 8)), u64::MAX);
+        let mut seen = 0;
+        let v = sized_read(4, |b| {
+            seen = b.len();
+            b.copy_from_slice(&[1, 2, 3, 4]);
+        });
+        assert_eq!((v, seen), (0x0403_0201, 4));
+        assert_eq!(sized_read(200, |b| b.fill(0xff)), u64::MAX);
     }
 
     #[test]

@@ -1,25 +1,15 @@
 //! [`BringupTarget`] for the POWER TCE model: MMIO is the hardware view; the sPAPR interface is
 //! reached through `call`.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use super::target::{from_le, hexify, le_bytes, BringupTarget};
-use crate::mem::DmaMemory;
-use crate::request::{DmaFault, DmaPort, DmaRequest, InterruptSink, Translation};
+use super::target::{
+    explained, narrow, no_such_call, ranges_result, register_window_target, BringupTarget,
+};
+use crate::request::DmaRequest;
 use crate::tce::hcall::HCALLS;
 use crate::tce::rtas::RTAS_CALLS;
-use crate::tce::{Tce, TceConfig, TCE_MMIO_SIZE};
-
-pub(super) fn build(
-    option: &str,
-    mem: Arc<dyn DmaMemory>,
-    irq: Arc<dyn InterruptSink>,
-) -> Result<Box<dyn BringupTarget>, String> {
-    let cfg: TceConfig = option.parse().map_err(|e| format!("{e}"))?;
-    Ok(Box::new(Tce::new(cfg, mem, irq)))
-}
+use crate::tce::{Tce, TCE_MMIO_SIZE};
 
 /// Keys of a TCE lookup shown in hex beyond the common ones.
 const TCE_HEX_KEYS: [&str; 5] = ["tce", "cached", "liobn", "size", "tce_index"];
@@ -46,36 +36,10 @@ fn hexify_tce(v: Value) -> Value {
 }
 
 impl BringupTarget for Tce {
-    fn model(&self) -> &'static str {
-        "tce"
-    }
-
-    fn option_string(&self) -> String {
-        self.config().option_string()
-    }
-
-    fn mmio_size(&self) -> u64 {
-        TCE_MMIO_SIZE
-    }
-
-    fn mmio_read(&self, offset: u64, size: u8) -> u64 {
-        let mut b = vec![0u8; usize::from(size.min(8))];
-        Tce::mmio_read(self, offset, &mut b);
-        from_le(&b)
-    }
-
-    fn mmio_write(&self, offset: u64, size: u8, value: u64) {
-        Tce::mmio_write(self, offset, &le_bytes(value, size));
-    }
-
-    fn translate(&self, req: &DmaRequest) -> Result<Translation, DmaFault> {
-        DmaPort::translate(self, req)
-    }
+    register_window_target!(Tce, "tce", TCE_MMIO_SIZE);
 
     fn explain(&self, req: &DmaRequest) -> Value {
-        serde_json::to_value(self.lookup(req.source_id, req.iova, req.access))
-            .map(|v| hexify_tce(hexify(v)))
-            .unwrap_or_else(|e| Value::String(format!("lookup not serializable: {e}")))
+        hexify_tce(explained(self.lookup(req.source_id, req.iova, req.access)))
     }
 
     /// - `H_PUT_TCE`, `H_GET_TCE`, `H_STUFF_TCE`, `H_PUT_TCE_INDIRECT` (args: the registers from
@@ -113,20 +77,10 @@ impl BringupTarget for Tce {
             }
             "is_frozen" => Ok(vec![u64::from(self.is_frozen())]),
             "permitted_ranges" => {
-                let source = args.first().copied().unwrap_or(0);
-                let source = u32::try_from(source)
-                    .map_err(|_| format!("source {source:#x} is out of range"))?;
-                Ok(self
-                    .permitted_ranges(source)
-                    .windows()
-                    .iter()
-                    .flat_map(|w| [w.first, w.last])
-                    .collect())
+                let source = narrow(args.first().copied().unwrap_or(0), "source")?;
+                Ok(ranges_result(&self.permitted_ranges(source)))
             }
-            _ => Err(format!(
-                "model `tce` has no call `{name}` (its calls: {})",
-                self.calls().join(", ")
-            )),
+            _ => no_such_call(self, name),
         }
     }
 

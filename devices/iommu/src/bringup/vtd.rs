@@ -1,64 +1,18 @@
 //! [`BringupTarget`] for the Intel VT-d model.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use super::target::{from_le, hexify, le_bytes, BringupTarget};
-use crate::mem::DmaMemory;
-use crate::request::{DmaFault, DmaPort, DmaRequest, InterruptSink, Translation};
-use crate::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
-
-pub(super) fn build(
-    option: &str,
-    mem: Arc<dyn DmaMemory>,
-    irq: Arc<dyn InterruptSink>,
-) -> Result<Box<dyn BringupTarget>, String> {
-    let cfg: VtdConfig = option.parse().map_err(|e| format!("{e}"))?;
-    Ok(Box::new(Vtd::new(cfg, mem, irq)))
-}
-
-fn arg(args: &[u64], i: usize, name: &str) -> Result<u64, String> {
-    args.get(i)
-        .copied()
-        .ok_or_else(|| format!("argument {i} ({name}) missing"))
-}
-
-fn narrow<T: TryFrom<u64>>(v: u64, name: &str) -> Result<T, String> {
-    T::try_from(v).map_err(|_| format!("{name} {v:#x} is out of range"))
-}
+use super::target::{
+    arg, explained, narrow, no_such_call, ranges_result, register_window_target, BringupTarget,
+};
+use crate::request::DmaRequest;
+use crate::vtd::{Vtd, VTD_MMIO_SIZE};
 
 impl BringupTarget for Vtd {
-    fn model(&self) -> &'static str {
-        "vtd"
-    }
-
-    fn option_string(&self) -> String {
-        self.config().option_string()
-    }
-
-    fn mmio_size(&self) -> u64 {
-        VTD_MMIO_SIZE
-    }
-
-    fn mmio_read(&self, offset: u64, size: u8) -> u64 {
-        let mut b = vec![0u8; usize::from(size.min(8))];
-        Vtd::mmio_read(self, offset, &mut b);
-        from_le(&b)
-    }
-
-    fn mmio_write(&self, offset: u64, size: u8, value: u64) {
-        Vtd::mmio_write(self, offset, &le_bytes(value, size));
-    }
-
-    fn translate(&self, req: &DmaRequest) -> Result<Translation, DmaFault> {
-        DmaPort::translate(self, req)
-    }
+    register_window_target!(Vtd, "vtd", VTD_MMIO_SIZE);
 
     fn explain(&self, req: &DmaRequest) -> Value {
-        serde_json::to_value(self.lookup_request(req))
-            .map(hexify)
-            .unwrap_or_else(|e| Value::String(format!("lookup not serializable: {e}")))
+        explained(self.lookup_request(req))
     }
 
     /// - `inject_fault(source_id, reason, count)` -> `[]`: [`Vtd::inject_fault`].
@@ -74,17 +28,9 @@ impl BringupTarget for Vtd {
             }
             "permitted_ranges" => {
                 let sid = narrow(arg(args, 0, "source_id")?, "source_id")?;
-                Ok(self
-                    .permitted_ranges(sid)
-                    .windows()
-                    .iter()
-                    .flat_map(|w| [w.first, w.last])
-                    .collect())
+                Ok(ranges_result(&self.permitted_ranges(sid)))
             }
-            _ => Err(format!(
-                "model `vtd` has no call `{name}` (its calls: {})",
-                self.calls().join(", ")
-            )),
+            _ => no_such_call(self, name),
         }
     }
 
