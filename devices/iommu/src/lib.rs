@@ -5,6 +5,7 @@
 //! whose accesses fail — never panic — outside guest RAM.
 
 pub mod bringup;
+mod bounded;
 pub mod dma;
 pub mod mem;
 mod options;

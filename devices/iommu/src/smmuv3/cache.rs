@@ -16,11 +16,9 @@
 //!   an entry whose permissions refuse an access is a miss (the walk reports the fault).
 //! - Capacity is bounded; eviction is oldest-first. Evicting never changes results.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
-
 use super::cd::Cd;
 use super::ste::Ste;
+use crate::bounded::Bounded;
 use crate::request::{Access, Perms};
 
 pub const STE_CAPACITY: usize = 1024;
@@ -30,54 +28,6 @@ pub const TLB_CAPACITY: usize = 4096;
 /// The page sizes (log2) any granule's leaves can have: 4K (4K, 2M, 1G), 16K (16K, 32M, 64G), 64K
 /// (64K, 512M, 4T).
 const SHIFTS: [u8; 9] = [12, 14, 16, 21, 25, 29, 30, 36, 42];
-
-struct Bounded<K, V> {
-    map: HashMap<K, V>,
-    order: VecDeque<K>,
-    capacity: usize,
-}
-
-impl<K: Copy + Eq + Hash, V> Bounded<K, V> {
-    fn new(capacity: usize) -> Self {
-        Self {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            capacity,
-        }
-    }
-
-    fn insert(&mut self, k: K, v: V) {
-        if !self.map.contains_key(&k) {
-            while self.map.len() >= self.capacity {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.map.remove(&old);
-                    }
-                    None => break,
-                }
-            }
-            self.order.push_back(k);
-        }
-        self.map.insert(k, v);
-        if self.order.len() > 2 * self.capacity {
-            let map = &self.map;
-            self.order.retain(|k| map.contains_key(k));
-        }
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) -> u64 {
-        let before = self.map.len();
-        self.map.retain(|k, v| keep(k, v));
-        (before - self.map.len()) as u64
-    }
-
-    fn clear(&mut self) -> u64 {
-        let n = self.map.len() as u64;
-        self.map.clear();
-        self.order.clear();
-        n
-    }
-}
 
 /// What a TLB entry translated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,7 +88,7 @@ impl Caches {
     }
 
     pub fn ste(&self, sid: u32) -> Option<&Ste> {
-        self.ste.map.get(&sid)
+        self.ste.get(&sid)
     }
 
     pub fn insert_ste(&mut self, sid: u32, ste: Ste) {
@@ -146,7 +96,7 @@ impl Caches {
     }
 
     pub fn cd(&self, sid: u32, index: u32) -> Option<&Cd> {
-        self.cd.map.get(&(sid, index)).map(|(cd, _)| cd)
+        self.cd.get(&(sid, index)).map(|(cd, _)| cd)
     }
 
     pub fn insert_cd(&mut self, sid: u32, index: u32, cd: Cd, single: bool) {
@@ -168,7 +118,7 @@ impl Caches {
                 page: iova >> shift,
                 shift,
             };
-            let e = self.tlb.map.get(&key)?;
+            let e = self.tlb.get(&key)?;
             let usable = e.perms.allows(access) && (access == Access::Read || e.by_write);
             usable.then_some((key.page << shift, shift, *e))
         })
@@ -188,15 +138,15 @@ impl Caches {
     }
 
     pub fn ste_len(&self) -> usize {
-        self.ste.map.len()
+        self.ste.len()
     }
 
     pub fn cd_len(&self) -> usize {
-        self.cd.map.len()
+        self.cd.len()
     }
 
     pub fn tlb_len(&self) -> usize {
-        self.tlb.map.len()
+        self.tlb.len()
     }
 
     // ---- configuration invalidation (§4.3) ----

@@ -16,12 +16,10 @@
 //!   need), which keeps the PGTT-dependent IOTLB-vs-PASID-IOTLB invalidation rules trivially right.
 //! - Capacity is bounded; eviction is oldest-first. Evicting is always allowed and never changes results.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
-
 use super::first_stage::FsAttrs;
 use super::structures::{LegacyContext, PasidEntry, ScalableContext};
 use super::walk::Stage;
+use crate::bounded::Bounded;
 use crate::request::Perms;
 
 pub(crate) const CONTEXT_CAPACITY: usize = 512;
@@ -30,67 +28,6 @@ pub(crate) const IOTLB_CAPACITY: usize = 1024;
 
 /// The PASID tag of IOTLB entries made for legacy-mode (PASID-less) translations.
 pub(crate) const NO_PASID: u32 = u32::MAX;
-
-/// A bounded map with oldest-first eviction.
-struct Bounded<K, V> {
-    map: HashMap<K, V>,
-    order: VecDeque<K>,
-    capacity: usize,
-}
-
-impl<K: Copy + Eq + Hash, V> Bounded<K, V> {
-    fn new(capacity: usize) -> Self {
-        Self {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            capacity,
-        }
-    }
-
-    fn get(&self, k: &K) -> Option<&V> {
-        self.map.get(k)
-    }
-
-    /// Inserts, returning how many entries were evicted to make room.
-    fn insert(&mut self, k: K, v: V) -> u64 {
-        let mut evicted = 0;
-        if !self.map.contains_key(&k) {
-            while self.map.len() >= self.capacity {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        if self.map.remove(&old).is_some() {
-                            evicted += 1;
-                        }
-                    }
-                    None => break,
-                }
-            }
-            self.order.push_back(k);
-        }
-        self.map.insert(k, v);
-        // Invalidations leave stale keys in `order`; keep it proportional to the map.
-        if self.order.len() > 2 * self.capacity {
-            let map = &self.map;
-            self.order.retain(|k| map.contains_key(k));
-        }
-        evicted
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
-        let before = self.map.len();
-        self.map.retain(|k, v| keep(k, v));
-        before - self.map.len()
-    }
-
-    fn clear(&mut self) {
-        self.map.clear();
-        self.order.clear();
-    }
-
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-}
 
 /// A cached context entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,15 +194,13 @@ impl Iotlb {
     }
 
     /// Global IOTLB invalidation: everything.
-    pub fn invalidate_all(&mut self) -> usize {
-        let n = self.entries.len();
-        self.entries.clear();
-        n
+    pub fn invalidate_all(&mut self) -> u64 {
+        self.entries.clear()
     }
 
     /// Domain-selective IOTLB invalidation (IOTLB descriptor / register): second-stage and nested
     /// mappings of `did` for every PASID (and legacy ones).
-    pub fn invalidate_domain(&mut self, did: u16) -> usize {
+    pub fn invalidate_domain(&mut self, did: u16) -> u64 {
         self.entries
             .retain(|k, e| !(k.did == did && e.stage != Stage::First))
     }
@@ -273,7 +208,7 @@ impl Iotlb {
     /// Page-selective IOTLB invalidation: second-stage mappings of `did` overlapping the range (a
     /// second-stage input range), and every nested mapping of `did` (its second-stage input is not
     /// recorded, so any of them may depend on the range).
-    pub fn invalidate_range(&mut self, did: u16, first: u64, last: u64) -> usize {
+    pub fn invalidate_range(&mut self, did: u16, first: u64, last: u64) -> u64 {
         self.entries.retain(|k, e| {
             !(k.did == did
                 && match e.stage {
@@ -286,14 +221,14 @@ impl Iotlb {
 
     /// PASID-based IOTLB invalidation (non-global, all in PASID): first-stage and nested mappings of
     /// (DID, PASID).
-    pub fn invalidate_pasid(&mut self, did: u16, pasid: u32) -> usize {
+    pub fn invalidate_pasid(&mut self, did: u16, pasid: u32) -> u64 {
         self.entries
             .retain(|k, e| !(k.did == did && k.pasid == pasid && e.stage != Stage::Second))
     }
 
     /// PASID-based IOTLB page-selective invalidation within a PASID: first-stage and nested mappings
     /// overlapping the (first-stage input) range.
-    pub fn invalidate_pasid_range(&mut self, did: u16, pasid: u32, first: u64, last: u64) -> usize {
+    pub fn invalidate_pasid_range(&mut self, did: u16, pasid: u32, first: u64, last: u64) -> u64 {
         self.entries.retain(|k, e| {
             !(k.did == did
                 && k.pasid == pasid
@@ -452,7 +387,7 @@ mod tests {
             t.insert(key(9, 12, i << 12), entry(Stage::Second));
             t.invalidate_domain(9);
         }
-        assert!(t.entries.order.len() <= 2 * IOTLB_CAPACITY + 1);
+        assert!(t.entries.queued() <= 2 * IOTLB_CAPACITY + 1);
     }
 
     #[test]
