@@ -4,9 +4,10 @@
 //! behind (or [`IdentityPort`] when none). Models read their in-memory structures through [`DmaMemory`],
 //! whose accesses fail — never panic — outside guest RAM.
 
-pub mod bringup;
 mod bounded;
+pub mod bringup;
 pub mod dma;
+mod mapping;
 pub mod mem;
 mod options;
 pub mod ranges;

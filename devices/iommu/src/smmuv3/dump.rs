@@ -15,22 +15,13 @@ use super::pagetable::Mode;
 use super::trace::Ctx;
 use super::translate::{self, Failure, Path};
 use super::Smmuv3;
-use crate::request::{Access, DmaRequest, Perms, RequestKind};
+use crate::request::{Access, DmaRequest, RequestKind};
 
 /// Most transactions one dump walks.
 pub const MAX_DUMP_WALKS: u64 = 1 << 16;
 
-/// Input addresses `iova..=last` map to `output..` in pages of `page_size` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct DumpMapping {
-    pub iova: u64,
-    /// Inclusive.
-    pub last: u64,
-    pub output: u64,
-    pub page_size: u64,
-    /// What an unprivileged request may do.
-    pub perms: Perms,
-}
+/// A coalesced run of a stream's pages; `perms` are what an unprivileged request may do.
+pub use crate::mapping::Mapping as DumpMapping;
 
 /// A stream's mappings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -143,15 +134,7 @@ impl Smmuv3 {
 
 /// Appends `m`, merging it into the previous mapping when it continues it.
 fn push(v: &mut Vec<DumpMapping>, m: DumpMapping) {
-    if let Some(p) = v.last_mut() {
-        let contiguous = p.last.checked_add(1) == Some(m.iova)
-            && p.output.checked_add(m.iova - p.iova) == Some(m.output)
-            && p.perms == m.perms
-            && p.page_size == m.page_size;
-        if contiguous {
-            p.last = m.last;
-            return;
-        }
+    if !v.last_mut().is_some_and(|p| p.absorb(&m)) {
+        v.push(m);
     }
-    v.push(m);
 }

@@ -53,20 +53,12 @@ pub const MAX_STEPS: u64 = 1 << 22;
 /// Most fault ranges one dump lists.
 pub const MAX_FAULT_RANGES: usize = 256;
 
-/// Input addresses `iova..=last` map to `output..` in pages of `page_size` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Mapping {
-    pub iova: u64,
-    /// Inclusive.
-    pub last: u64,
-    pub output: u64,
-    pub page_size: u64,
-    /// What an unprivileged request may do (first stage: U/S, R/W, XD; second stage: R, W; nested:
-    /// both intersected). No perms at all: a supervisor-only first-stage page (user requests fault
-    /// 81h). Nested, a write that would need a dirty-flag update the second stage forbids is not
-    /// allowed (it faults 77h), although translate() of a read reports W.
-    pub perms: Perms,
-}
+/// A coalesced run of a source's pages. `perms` are what an unprivileged request may do (first
+/// stage: U/S, R/W, XD; second stage: R, W; nested: both intersected). No perms at all: a
+/// supervisor-only first-stage page (user requests fault 81h). Nested, a write that would need a
+/// dirty-flag update the second stage forbids is not allowed (it faults 77h), although translate()
+/// of a read reports W.
+pub use crate::mapping::Mapping;
 
 /// Input addresses `iova..=last` fault with `reason` because of the structure at `address`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -281,16 +273,8 @@ impl<'a> Dumper<'a> {
         if self.stop {
             return;
         }
-        if let Some(p) = self.out.mappings.last_mut() {
-            let contiguous = p.last.checked_add(1) == Some(m.iova)
-                && p.output
-                    .checked_add(p.last - p.iova)
-                    .and_then(|o| o.checked_add(1))
-                    == Some(m.output);
-            if contiguous && p.page_size == m.page_size && p.perms == m.perms {
-                p.last = m.last;
-                return;
-            }
+        if self.out.mappings.last_mut().is_some_and(|p| p.absorb(&m)) {
+            return;
         }
         if self.out.mappings.len() >= self.limit {
             self.truncate();
