@@ -21,6 +21,7 @@ pub mod pci;
 pub mod registry;
 pub mod report;
 pub mod smmuv3;
+pub mod smmuv3_monitor;
 pub mod sys;
 pub mod tce;
 pub mod testdev;

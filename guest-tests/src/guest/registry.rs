@@ -247,6 +247,12 @@ pub const TESTS: &[TestCase] = &[
         run: smmuv3::disable_reenable,
     },
     TestCase {
+        name: "smmuv3-monitor",
+        summary: "SMMUv3 nested stream (STE/CD/4-level stage 1 under stage 2) stays installed while the runner \
+                  walks it through the VMM monitor; the walk sets no AF, a real DMA does",
+        run: super::smmuv3_monitor::run,
+    },
+    TestCase {
         name: "tce-boot-windows",
         summary: "TCE unit as booted: the TVEs hold the seed's two windows (LIOBNs, page sizes) = the published permitted ranges",
         run: tce::boot_windows,

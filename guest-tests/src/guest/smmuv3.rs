@@ -15,7 +15,7 @@ pub fn test_name(case: &str) -> String {
 }
 
 /// What expect.json says about the SMMU: its configuration and published ID registers.
-fn expectations(ctx: &Context) -> Result<(Smmuv3Config, Vec<u64>), String> {
+pub(crate) fn expectations(ctx: &Context) -> Result<(Smmuv3Config, Vec<u64>), String> {
     let expect = ctx.expect.as_ref().map_err(Clone::clone)?;
     let iommu = expect
         .iommu

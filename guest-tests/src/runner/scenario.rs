@@ -146,6 +146,7 @@ pub const SMMUV3_TESTS: &[&str] = &[
     "smmuv3-evtq-irq",
     "smmuv3-evtq-overflow",
     "smmuv3-disable-reenable",
+    "smmuv3-monitor",
 ];
 
 /// Guest command line of the SMMUv3 scenarios: 16 MiB of RAM at 256 MiB kept from the kernel for the bring-up
@@ -401,14 +402,14 @@ impl Scenario {
         self.tests.iter().map(|s| s.to_string()).collect()
     }
 
-    /// Whether the VMM runs with its monitor socket and the runner answers the guest's `monitor-check`.
+    /// Whether the VMM runs with its monitor socket and the runner answers the guest's `monitor-check` line.
     pub fn wants_monitor(&self) -> bool {
-        self.tests.contains(&MONITOR_TEST)
+        self.tests.iter().any(|t| MONITOR_TESTS.contains(t))
     }
 }
 
-/// The guest test that asks the runner to walk its tables through the VMM monitor.
-pub const MONITOR_TEST: &str = "monitor-check";
+/// The guest tests that ask the runner to walk their tables through the VMM monitor (VT-d, SMMUv3).
+pub const MONITOR_TESTS: &[&str] = &["monitor-check", "smmuv3-monitor"];
 
 /// Tests that bind the test device to vfio-pci (the bind logs warnings).
 pub const BINDING_TESTS: &[&str] = &[
@@ -554,12 +555,14 @@ mod tests {
         let n = find("smmuv3-nocache").unwrap();
         assert_eq!(n.vmm_args[1], "smmuv3,caching=off");
         assert_eq!((n.tests, n.cmdline_extra), (s.tests, s.cmdline_extra));
-        // Every suite case runs, in suite order.
-        let want: Vec<String> = crate::bringup::smmuv3::suite::CASES
+        // Every suite case runs, in suite order, then the monitor's walk of a nested stream.
+        let mut want: Vec<String> = crate::bringup::smmuv3::suite::CASES
             .iter()
             .map(|c| crate::guest::smmuv3::test_name(c.name))
             .collect();
+        want.push("smmuv3-monitor".into());
         assert_eq!(s.test_names(), want);
+        assert!(s.wants_monitor() && n.wants_monitor());
     }
 
     #[test]

@@ -4,5 +4,6 @@ pub mod commands;
 pub mod driver;
 pub mod events;
 pub mod features;
+pub mod monitor;
 pub mod regs;
 pub mod suite;

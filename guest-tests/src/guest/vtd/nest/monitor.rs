@@ -1,6 +1,9 @@
 //! `monitor-check` (guest half): with nested tables installed and not yet used, the guest prints
 //!
-//! `iovmm-guest: monitor-check source=00:03.0 iova=0x... expect-output=0x... expect-levels=N`
+//! `iovmm-guest: monitor-check source=00:03.0 iova=0x... expect-output=0x... expect-levels=N [pasid=N]`
+//!
+//! (`pasid=`, decimal, only when the walk is for a PASID / SMMUv3 SubstreamID: the runner passes it on as
+//! `--pasid`; the SMMUv3 guest test `smmuv3-monitor` uses the same line and wait.)
 //!
 //! and waits [`MONITOR_WAIT`] with the tables in place. The runner (host or test-host script) sees the line,
 //! asks the VMM's monitor to walk that IOVA (`iovmm debug translate`) and prints `iovmm-monitor-check: ok` or
@@ -41,12 +44,15 @@ pub struct Request {
     pub iova: u64,
     pub output: u64,
     pub levels: u8,
+    /// PASID (SMMUv3: SubstreamID) of the walk; none for requests without one.
+    pub pasid: Option<u32>,
 }
 
 impl Request {
     pub fn line(&self) -> String {
+        let pasid = self.pasid.map_or(String::new(), |p| format!(" pasid={p}"));
         format!(
-            "{MARKER}source={} iova={:#x} expect-output={:#x} expect-levels={}",
+            "{MARKER}source={} iova={:#x} expect-output={:#x} expect-levels={}{pasid}",
             self.source, self.iova, self.output, self.levels
         )
     }
@@ -59,6 +65,7 @@ impl Request {
             iova: 0,
             output: 0,
             levels: 0,
+            pasid: None,
         };
         let mut seen = 0;
         for w in rest.split_whitespace() {
@@ -69,6 +76,10 @@ impl Request {
                 "iova" => req.iova = hex()?,
                 "expect-output" => req.output = hex()?,
                 "expect-levels" => req.levels = v.parse().ok()?,
+                "pasid" => {
+                    req.pasid = Some(v.parse().ok()?);
+                    continue;
+                }
                 _ => continue,
             }
             seen += 1;
@@ -101,6 +112,7 @@ fn body(n: &mut Nest, source: &str, r: &mut Report) -> Result<(), String> {
         iova: V + OFFSET,
         output: a.phys_addr(&n.s.pagemap, OFFSET as usize)?,
         levels: t.levels(),
+        pasid: None,
     };
     let before = snapshot(&t);
     sys::out(&req.line());
@@ -147,6 +159,7 @@ mod tests {
             iova: 0x6_0000_02a8,
             output: 0x1234_52a8,
             levels: 5,
+            pasid: None,
         };
         let l = q.line();
         assert_eq!(
@@ -155,10 +168,22 @@ mod tests {
         );
         assert_eq!(Request::parse(&l), Some(q.clone()));
         // Console noise before it and a carriage return after it.
-        assert_eq!(Request::parse(&format!("[  3.1] {l}\r")), Some(q));
+        assert_eq!(Request::parse(&format!("[  3.1] {l}\r")), Some(q.clone()));
         assert!(Request::parse("iovmm-guest: monitor-check source=00:03.0 iova=0x1").is_none());
         assert!(Request::parse("iovmm-guest: monitor-check iova=zz").is_none());
         assert!(Request::parse("nothing").is_none());
+        // An optional decimal PASID at the end (or anywhere); a malformed one spoils the line.
+        let p = Request {
+            pasid: Some(5),
+            ..q.clone()
+        };
+        assert_eq!(p.line(), format!("{l} pasid=5"));
+        assert_eq!(Request::parse(&format!("{}\r", p.line())), Some(p.clone()));
+        assert_eq!(
+            Request::parse(&l.replace(" iova=", " pasid=5 iova=")),
+            Some(p)
+        );
+        assert!(Request::parse(&format!("{l} pasid=0x5")).is_none());
     }
 
     #[test]
