@@ -1,8 +1,13 @@
 //! Permitted IOVA ranges: the "window model" of the seed email.
 //!
-//! A [`PermittedRanges`] is a sorted set of disjoint, non-adjacent [`IovaWindow`]s. **Both ends of a window
+//! A [`PermittedRanges`] is a sorted set of disjoint [`IovaWindow`]s. **Both ends of a window
 //! are inclusive** (`first..=last`), so the full 64-bit space is expressible (`0..=u64::MAX`) and a one-byte
 //! window is `a..=a`. A MAP request is acceptable only if it lies entirely inside one window.
+//!
+//! [`PermittedRanges::from_windows`] (VT-d, SMMUv3: one aperture) merges adjacent windows, so its windows are
+//! also non-adjacent. [`PermittedRanges::from_separate_windows`] (TCE: each DMA window has its own LIOBN and
+//! table, and no mapping can cross from one to the next) keeps touching windows apart; `subtract` keeps
+//! whichever shape it is given.
 //!
 //! VT-d and SMMUv3 build theirs as an aperture (from the address width) minus reserved holes (MSI window,
 //! RMRRs); TCE builds its from the DMA windows. The same value feeds firmware tables, the monitor and guest tests.
@@ -86,6 +91,22 @@ impl PermittedRanges {
                 Some(prev) if prev.last == u64::MAX || w.first <= prev.last + 1 => {
                     prev.last = prev.last.max(w.last)
                 }
+                _ => out.push(w),
+            }
+        }
+        Self { windows: out }
+    }
+
+    /// `windows` kept as separate ranges even when they touch (only overlapping ones are merged),
+    /// sorted: for units whose windows are distinct translation contexts (TCE: one LIOBN each), so
+    /// [`Self::permits`] refuses a range that crosses from one window into the next.
+    pub fn from_separate_windows(windows: impl IntoIterator<Item = IovaWindow>) -> Self {
+        let mut v: Vec<IovaWindow> = windows.into_iter().collect();
+        v.sort();
+        let mut out: Vec<IovaWindow> = Vec::with_capacity(v.len());
+        for w in v {
+            match out.last_mut() {
+                Some(prev) if w.first <= prev.last => prev.last = prev.last.max(w.last),
                 _ => out.push(w),
             }
         }
@@ -217,6 +238,52 @@ mod tests {
         assert_eq!(merged.windows(), &[w(0, 30), w(40, 50)]);
         let all = PermittedRanges::from_windows([w(0, u64::MAX), w(5, 6)]);
         assert_eq!(all.windows(), &[w(0, u64::MAX)]);
+    }
+
+    #[test]
+    fn separate_windows_stay_apart_when_they_touch() {
+        // Two TCE windows that touch: 2^59 bytes at 0 and 2^30 bytes at 0x800000000000000.
+        let lo = IovaWindow::from_base_size(0, 1 << 59).unwrap();
+        let hi = IovaWindow::from_base_size(0x800000000000000, 1 << 30).unwrap();
+        let r = PermittedRanges::from_separate_windows([hi, lo]);
+        assert_eq!(r.windows(), &[lo, hi], "two ranges, sorted");
+        assert_edges_inside(&r);
+        assert!(r.permits(0x7ff_ffff_ffff_f000, 0x1000));
+        assert!(r.permits(0x800000000000000, 0x1000));
+        assert!(
+            !r.permits(0x7ff_ffff_ffff_f000, 0x2000),
+            "a mapping across the boundary crosses windows"
+        );
+        assert!(r.contains(0x7ff_ffff_ffff_ffff) && r.contains(0x800000000000000));
+        // The merging constructor (VT-d / SMMUv3) still joins them.
+        let merged = PermittedRanges::from_windows([hi, lo]);
+        assert_eq!(merged.windows(), &[w(0, 0x800_0000_3fff_ffff)]);
+        assert!(merged.permits(0x7ff_ffff_ffff_f000, 0x2000));
+        // Overlaps still merge; disjoint windows are the same either way; subtract keeps them apart.
+        assert_eq!(
+            PermittedRanges::from_separate_windows([w(0, 10), w(5, 20), w(21, 30)]).windows(),
+            &[w(0, 20), w(21, 30)]
+        );
+        let seed = [w(0, 0x3fffffff), w(0x800000000000000, 0x8001fffffffffff)];
+        assert_eq!(
+            PermittedRanges::from_separate_windows(seed),
+            PermittedRanges::from_windows(seed)
+        );
+        assert_eq!(
+            r.subtract(w(0, 0xfff)).windows(),
+            &[w(0x1000, 0x7ff_ffff_ffff_ffff), hi]
+        );
+        assert_eq!(
+            PermittedRanges::from_separate_windows([w(0, u64::MAX), w(5, 6)]).windows(),
+            &[w(0, u64::MAX)]
+        );
+    }
+
+    /// Every window's ends are permitted.
+    fn assert_edges_inside(r: &PermittedRanges) {
+        for win in r.windows() {
+            assert!(r.contains(win.first) && r.contains(win.last), "{win}");
+        }
     }
 
     #[test]
