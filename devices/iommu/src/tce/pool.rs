@@ -19,6 +19,9 @@ pub struct Pool {
     pages: u64,
     used: Vec<u64>,
     in_use: u64,
+    /// Every word of `used` below this one is full (so first fit starts here: allocating the
+    /// pool page by page stays linear).
+    full_below: usize,
 }
 
 impl Pool {
@@ -30,6 +33,7 @@ impl Pool {
             pages,
             used: vec![0; pages.div_ceil(64) as usize],
             in_use: 0,
+            full_below: 0,
         }
     }
 
@@ -56,12 +60,18 @@ impl Pool {
             return None;
         }
         let align_pages = pages;
-        let mut start = 0u64;
-        // Candidates are aligned in guest-physical terms.
-        let misalign = (self.base / POOL_PAGE) % align_pages;
-        if misalign != 0 {
-            start = align_pages - misalign;
+        while self.used.get(self.full_below) == Some(&u64::MAX) {
+            self.full_below += 1;
         }
+        // Candidates are aligned in guest-physical terms; none starts below the full words.
+        let misalign = (self.base / POOL_PAGE) % align_pages;
+        let first_free = self.full_below as u64 * 64;
+        let s0 = (align_pages - misalign) % align_pages;
+        let mut start = if first_free <= s0 {
+            s0
+        } else {
+            s0 + (first_free - s0).div_ceil(align_pages) * align_pages
+        };
         while start + pages <= self.pages {
             match (start..start + pages).find(|p| self.is_used(*p)) {
                 None => {
@@ -86,6 +96,7 @@ impl Pool {
             return;
         }
         let first = (b.addr - self.base) / POOL_PAGE;
+        self.full_below = self.full_below.min((first / 64) as usize);
         for p in first..first.saturating_add(b.pages).min(self.pages) {
             if self.is_used(p) {
                 self.set(p, false);
@@ -138,6 +149,34 @@ mod tests {
         assert_eq!(p.alloc(3), None, "not a power of two");
         assert_eq!(p.alloc(0), None);
         assert_eq!(p.alloc(8), None);
+    }
+
+    #[test]
+    fn first_fit_skips_full_words_and_refills_freed_holes() {
+        // Base misaligned for 4-page blocks: 4-page candidates start at page 2 (0x10_4000).
+        let mut p = Pool::new(0x10_2000, 200 * POOL_PAGE);
+        let singles: Vec<Block> = (0..130).map(|_| p.alloc(1).unwrap()).collect();
+        assert_eq!(singles[129].addr, 0x10_2000 + 129 * POOL_PAGE, "in order");
+        let four = p.alloc(4).unwrap();
+        assert_eq!(four.addr % (4 * POOL_PAGE), 0);
+        assert_eq!(
+            four.addr,
+            0x10_2000 + 130 * POOL_PAGE,
+            "the first free aligned run"
+        );
+        p.free(singles[129]);
+        let two = p.alloc(2).unwrap();
+        assert_eq!(
+            two.addr,
+            0x10_2000 + 134 * POOL_PAGE,
+            "8 KiB aligned: not 129..131"
+        );
+        assert_eq!(p.alloc(1), Some(singles[129]));
+        p.free(singles[3]);
+        p.free(singles[70]);
+        assert_eq!(p.alloc(1), Some(singles[3]), "the lowest hole first");
+        assert_eq!(p.alloc(1), Some(singles[70]));
+        assert_eq!(p.used_pages(), 136);
     }
 
     #[test]
