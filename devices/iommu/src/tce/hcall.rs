@@ -10,17 +10,36 @@
 //! |---|---|
 //! | success | H_SUCCESS (0) |
 //! | LIOBN not an enabled window of this PE | H_PARAMETER (-4) |
+//! | LIOBN of a window programmed through the hardware view (see below) | H_PARAMETER |
 //! | IOBA not aligned to the window's TCE page size (KVM kvmppc_ioba_validate) | H_PARAMETER |
 //! | IOBA (+ npages pages) outside the window, or the arithmetic overflows | H_PARAMETER |
 //! | a TCE with R or W whose address is not page aligned, not guest RAM, or in the table pool | H_PARAMETER |
 //! | H_PUT_TCE_INDIRECT: npages > 512, list not 4 KiB aligned, list not in RAM | H_PARAMETER |
 //! | the pool has no room for a table level (tables are allocated on first use) | H_NO_MEM (-9) |
-//! | a table entry of the window is outside guest RAM (guest-programmed TVE) | H_HARDWARE (-1) |
+//! | pool memory cannot be written (a pool configured past the end of RAM) | H_HARDWARE (-1) |
 //! | unknown opcode | H_FUNCTION (-2) |
+//!
+//! **Only hypervisor windows take hypercalls.** The TCE hcalls operate on the hypervisor's own
+//! tables: LoPAR gives the partition a LIOBN for a window whose TCE table the hypervisor manages,
+//! and in QEMU (spapr_tce_table) and KVM (kvmppc_spapr_tce_table) that table is host memory, never
+//! the guest's. A window whose TVE the guest programmed through the hardware view has a table in
+//! guest memory that the guest owns (and may shape as it likes, loops included); it is not a
+//! hypervisor table, so its LIOBN is refused with H_PARAMETER, as a LIOBN without a hypervisor
+//! table is. Any TVE_CFG write hands a window to the hardware view; ibm,create-pe-dma-window and
+//! ibm,reset-pe-dma-window make hypervisor windows again (fresh pool tables, never shared: a pool
+//! block belongs to one window until that window drops it).
+//!
+//! Each hcall's work is bounded by the pool, whatever npages is and whatever the guest wrote into
+//! pool memory ([`super::hvtable`]): H_STUFF_TCE goes one leaf table at a time and skips missing
+//! subtrees arithmetically. The hypervisor updates its TCE cache itself; because a hardware-view
+//! window may read pool memory through pointers the guest chose, a hypercall that writes a
+//! hypervisor table also drops the cached TCEs of the hardware-view windows (the guest cannot kill
+//! for writes it did not make), so caching on and off always agree.
 
+use super::hvtable::{self, PutError};
 use super::pool::Pool;
 use super::state::State;
-use super::table::{self, valid, PutError, WalkEnd, TCE_ADDR_MASK};
+use super::table::{valid, TCE_ADDR_MASK};
 use super::window::Window;
 use crate::mem::DmaMemory;
 
@@ -58,10 +77,14 @@ pub fn status(s: i64) -> u64 {
 
 type HResult<T> = Result<T, i64>;
 
-/// The window of `liobn` and the first TCE index of `npages` pages at `ioba`, all checked.
+/// The hypervisor window of `liobn` and the first TCE index of `npages` pages at `ioba`, all
+/// checked. A hardware-view window is not a hypervisor table: H_PARAMETER (module docs).
 fn target(st: &State, liobn: u64, ioba: u64, npages: u64) -> HResult<(usize, u64)> {
     let wi = st.window_by_liobn(liobn).ok_or(H_PARAMETER)?;
     let w = &st.windows[wi];
+    if !w.hypervisor {
+        return Err(H_PARAMETER);
+    }
     let page = w.page_size();
     if page == 0 || ioba & (page - 1) != 0 || ioba < w.base {
         return Err(H_PARAMETER);
@@ -95,8 +118,23 @@ fn check_tce(pool: &Pool, w: &Window, mem: &dyn DmaMemory, tce: u64) -> HResult<
     Ok(())
 }
 
-/// Stores one TCE (the hypervisor owns the table: it updates its cache itself).
-fn put_one(st: &mut State, mem: &dyn DmaMemory, wi: usize, index: u64, tce: u64) -> HResult<()> {
+fn hv_status(e: PutError) -> i64 {
+    match e {
+        PutError::NoMem => H_NO_MEM,
+        PutError::Hardware => H_HARDWARE,
+    }
+}
+
+/// Stores `value` into TCEs `first..first + n` of hypervisor window `wi` and drops their cached
+/// copies (the hypervisor owns the table: it updates its cache itself).
+fn store(
+    st: &mut State,
+    mem: &dyn DmaMemory,
+    wi: usize,
+    first: u64,
+    n: u64,
+    value: u64,
+) -> HResult<()> {
     let State {
         windows,
         pool,
@@ -104,66 +142,46 @@ fn put_one(st: &mut State, mem: &dyn DmaMemory, wi: usize, index: u64, tce: u64)
         ..
     } = st;
     let win = &mut windows[wi];
-    let geo = win.geometry();
-    let r = table::put(mem, pool, &mut win.table, &mut win.owned, geo, index, tce);
-    cache.invalidate(wi, index);
-    r.map(|_| ()).map_err(|e| match e {
-        PutError::NoMem => H_NO_MEM,
-        PutError::Hardware => H_HARDWARE,
-    })
+    // Whatever happens below, no cached TCE of the range survives.
+    if n == 1 {
+        cache.invalidate(wi, first);
+    } else if n > 1 {
+        let (base, shift) = (win.base, u32::from(win.page_shift));
+        let start = win.iova_of(first);
+        let end = n
+            .checked_shl(shift)
+            .and_then(|len| start.checked_add(len))
+            .unwrap_or(u64::MAX);
+        cache.invalidate_range(
+            wi,
+            |i| base.wrapping_add(i.wrapping_shl(shift)),
+            win.page_size(),
+            start,
+            end,
+        );
+    }
+    hvtable::stuff(win, pool, mem, first, n, value).map_err(hv_status)
 }
 
 fn h_put_tce(st: &mut State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResult<Vec<u64>> {
     let (liobn, ioba, tce) = (a[0], a[1], a[2]);
     let (wi, index) = target(st, liobn, ioba, 1)?;
     check_tce(&st.pool, &st.windows[wi], mem, tce)?;
-    put_one(st, mem, wi, index, tce)?;
+    store(st, mem, wi, index, 1, tce)?;
     Ok(vec![])
 }
 
 fn h_get_tce(st: &State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResult<Vec<u64>> {
     let (wi, index) = target(st, a[0], a[1], 1)?;
-    match table::walk(mem, st.windows[wi].geometry(), index).1 {
-        WalkEnd::Leaf { tce } => Ok(vec![tce]),
-        WalkEnd::NoTable | WalkEnd::LevelInvalid { .. } => Ok(vec![0]),
-        WalkEnd::OutsideRam { .. } => Err(H_HARDWARE),
-    }
+    let tce = hvtable::get(&st.windows[wi], mem, index).map_err(hv_status)?;
+    Ok(vec![tce])
 }
 
 fn h_stuff_tce(st: &mut State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResult<Vec<u64>> {
     let (liobn, ioba, value, npages) = (a[0], a[1], a[2], a[3]);
     let (wi, first) = target(st, liobn, ioba, npages)?;
     check_tce(&st.pool, &st.windows[wi], mem, value)?;
-    // Whatever happens below, no cached TCE of the range survives.
-    let w = &st.windows[wi];
-    let (base, shift, page) = (w.base, w.page_shift, w.page_size());
-    let start = w.iova_of(first);
-    let end = npages
-        .checked_shl(u32::from(shift))
-        .and_then(|len| start.checked_add(len))
-        .unwrap_or(u64::MAX);
-    st.cache.invalidate_range(
-        wi,
-        |i| base.wrapping_add(i.wrapping_shl(u32::from(shift))),
-        page,
-        start,
-        end,
-    );
-    let last = first + npages;
-    let mut index = first;
-    while index < last {
-        if value == 0 {
-            // Clearing never needs a table: skip spans whose lower levels do not exist.
-            let geo = st.windows[wi].geometry();
-            let end = table::walk(mem, geo, index).1;
-            if !matches!(end, WalkEnd::Leaf { .. } | WalkEnd::OutsideRam { .. }) {
-                index = index.saturating_add(table::absent_span(end, geo, index));
-                continue;
-            }
-        }
-        put_one(st, mem, wi, index, value)?;
-        index += 1;
-    }
+    store(st, mem, wi, first, npages, value)?;
     Ok(vec![])
 }
 
@@ -192,7 +210,7 @@ fn h_put_tce_indirect(st: &mut State, mem: &dyn DmaMemory, a: [u64; 4]) -> HResu
         check_tce(&st.pool, &st.windows[wi], mem, *tce)?;
     }
     for (i, tce) in tces.into_iter().enumerate() {
-        put_one(st, mem, wi, first + i as u64, tce)?;
+        store(st, mem, wi, first + i as u64, 1, tce)?;
     }
     Ok(vec![])
 }
@@ -210,6 +228,11 @@ pub(super) fn dispatch(st: &mut State, mem: &dyn DmaMemory, opcode: u64, args: &
         H_PUT_TCE_INDIRECT => h_put_tce_indirect(st, mem, a),
         _ => Err(H_FUNCTION),
     };
+    let writer = matches!(opcode, H_PUT_TCE | H_STUFF_TCE | H_PUT_TCE_INDIRECT);
+    if writer && !matches!(r, Err(H_PARAMETER)) {
+        // A hypervisor table may have changed (even part way through a failed call).
+        st.drop_hardware_view_caches();
+    }
     let ok = r.is_ok();
     st.stats.hcall(hcall_name(opcode).unwrap_or("unknown"), ok);
     match r {
@@ -279,9 +302,9 @@ mod tests {
     }
 
     #[test]
-    fn pool_exhaustion_is_h_no_mem_and_guest_tables_outside_ram_h_hardware() {
+    fn pool_exhaustion_is_h_no_mem_and_unwritable_pool_h_hardware() {
         // Two pages: the two top levels. Any mapping needs a lower level.
-        let (t, mem) = unit("tce,pool=0x100000+0x2000", 0x20_0000);
+        let (t, _) = unit("tce,pool=0x100000+0x2000", 0x20_0000);
         assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0, 0x8003]), [H_NO_MEM as u64]);
         assert_eq!(
             t.hcall(H_PUT_TCE, &[L0, 0, 0]),
@@ -289,22 +312,67 @@ mod tests {
             "clearing needs nothing"
         );
         assert_eq!(t.stats().pool_pages_used, 2);
-        // A guest-programmed 2-level table whose top entry 0 points outside RAM.
-        mem.write(0x3000, &0x7000_0003u64.to_be_bytes()).unwrap();
+        // A pool whose second page is past the end of RAM: window 1's top level cannot be zeroed.
+        let (t, _) = unit("tce,pool=0x3ff000+0x2000", 0x40_0000);
+        assert_eq!(t.stats().pool_pages_used, 1);
+        assert_eq!(
+            t.hcall(H_PUT_TCE, &[L1, DMA64_START, 0x3]),
+            [H_HARDWARE as u64],
+            "the only free page cannot be zeroed"
+        );
+        assert_eq!(t.stats().pool_pages_used, 1, "and went back to the pool");
+        assert_eq!(t.hcall(H_GET_TCE, &[L1, DMA64_START]), [0, 0]);
+    }
+
+    #[test]
+    fn hardware_view_windows_take_no_hcalls() {
+        let (t, mem) = unit("tce,pool=0x100000+0x10000", 0x40_0000);
+        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0x1000, 0x8003]), [0]);
+        // The guest reprograms window 0 through the hardware view: its own 2-level table.
+        mem.write(0x3000, &0x4003u64.to_be_bytes()).unwrap();
+        mem.write(0x4008, &0x9003u64.to_be_bytes()).unwrap();
         t.mmio_write(0x108, &0u64.to_le_bytes());
         t.mmio_write(0x100, &0x3000u64.to_le_bytes());
         t.mmio_write(0x108, &0x0c0c05u64.to_le_bytes());
+        assert!(t.windows()[0].enabled && !t.windows()[0].hypervisor);
         assert_eq!(
             t.stats().pool_pages_used,
             1,
-            "the old top level went back to the pool"
+            "window 0's two pool tables went back (its TVE_TABLE moved); window 1's top stays"
         );
-        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0]), [H_HARDWARE as u64]);
-        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0, 0x8003]), [H_HARDWARE as u64]);
-        // Entry 1 of the same table is absent: reads as 0, a put allocates the level from the pool.
-        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x20_0000]), [0, 0]);
-        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0x20_0000, 0x8003]), [0]);
-        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x20_0000]), [0, 0x8003]);
+        let used = t.stats().pool_pages_used;
+        let cases: [(u64, [u64; 4]); 5] = [
+            (H_PUT_TCE, [L0, 0x1000, 0x8003, 0]),
+            (H_PUT_TCE, [L0, 0x1000, 0, 0]),
+            (H_GET_TCE, [L0, 0x1000, 0, 0]),
+            (H_STUFF_TCE, [L0, 0, 0, 8]),
+            (H_PUT_TCE_INDIRECT, [L0, 0, 0x5000, 1]),
+        ];
+        for (op, args) in cases {
+            assert_eq!(t.hcall(op, &args), [HP], "{op:#x} {args:x?}");
+        }
+        assert_eq!(t.stats().pool_pages_used, used, "nothing allocated");
+        let mut b = [0u8; 8];
+        mem.read(0x4008, &mut b).unwrap();
+        assert_eq!(
+            u64::from_be_bytes(b),
+            0x9003,
+            "the guest's table is untouched"
+        );
+        // Window 1 is still the hypervisor's.
+        assert_eq!(t.hcall(H_PUT_TCE, &[L1, DMA64_START, 0x20_0003]), [0]);
+        // A TVE_CFG write alone (same table, even the same config) hands a window over too.
+        let mut cfg1 = [0u8; 8];
+        t.mmio_read(0x148, &mut cfg1);
+        t.mmio_write(0x148, &cfg1);
+        assert!(t.windows()[1].enabled && !t.windows()[1].hypervisor);
+        assert_eq!(t.hcall(H_GET_TCE, &[L1, DMA64_START]), [HP]);
+        // ibm,reset-pe-dma-window makes the defaults hypervisor windows again.
+        let reset = t.rtas(crate::tce::rtas::RESET, &[0, 0x0800_0000, 0x2000_0000]);
+        assert_eq!(reset, [0]);
+        assert!(t.windows().iter().all(|w| w.hypervisor));
+        assert_eq!(t.hcall(H_GET_TCE, &[L0, 0x1000]), [0, 0]);
+        assert_eq!(t.hcall(H_PUT_TCE, &[L0, 0x1000, 0x8003]), [0]);
     }
 
     #[test]

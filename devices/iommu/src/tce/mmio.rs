@@ -89,7 +89,9 @@ fn kill(st: &mut State, value: u64) {
 }
 
 /// TVE writes. TABLE, BASE and SIZE only change while the window is disabled (program, then
-/// enable, as for an IODA2 TVE); a TVE_CFG write with ENABLE validates the whole entry.
+/// enable, as for an IODA2 TVE); a TVE_CFG write with ENABLE validates the whole entry. Any TVE_CFG
+/// write hands the window to the hardware view for good: hypercalls refuse its LIOBN from then on
+/// (until ibm,create-pe-dma-window or ibm,reset-pe-dma-window makes a hypervisor window again).
 fn write_tve(
     st: &mut State,
     cfg: &TceConfig,
@@ -108,6 +110,7 @@ fn write_tve(
         regs::TVE_SIZE if !enabled => st.windows[wi].size = value,
         regs::TVE_CFG => {
             let c = TveCfg::decode(value);
+            st.hand_to_hardware_view(wi);
             {
                 let w = &mut st.windows[wi];
                 w.levels = c.levels;

@@ -4,14 +4,17 @@
 //!   H_STUFF_TCE, H_PUT_TCE_INDIRECT; [`hcall`]) and [`Tce::rtas`] (the DDW calls
 //!   ibm,query/create/remove/reset-pe-dma-window; [`rtas`]). The hypervisor keeps the windows' TCE
 //!   tables in a table pool it owns ([`TceConfig::pool_base`]), multi-level with 4 KiB levels,
-//!   allocated lazily.
+//!   allocated lazily, their shape kept on the host side ([`hvtable`]). Hypercalls take only
+//!   these hypervisor windows: a window reprogrammed through the hardware view (any TVE_CFG
+//!   write) has a guest table and its LIOBN gets H_PARAMETER ([`hcall`]).
 //! - The **hardware view** (IODA2-style): a 4 KiB register window ([`regs`]) with one TVE per
 //!   window (table base, levels, level table size, page size, bus offset, size), a TCE kill
 //!   register and the PE's EEH state.
 //!
 //! Default windows (the seed): LIOBN 0x80000000, 1 GiB at 0 with 4 KiB pages, and LIOBN
 //! 0x80000001, 2^45 bytes at 0x800000000000000 with 2 MiB pages (`page64=`), so
-//! [`Tce::permitted_ranges`] is `[0x0..=0x3fffffff, 0x800000000000000..=0x8001fffffffffff]`.
+//! [`Tce::permitted_ranges`] is `[0x0..=0x3fffffff, 0x800000000000000..=0x8001fffffffffff]`
+//! (one range per window, even for windows that touch: a mapping cannot cross LIOBNs).
 //!
 //! DMA ([`crate::DmaPort`]): the IOBA selects the window; the TCE comes from the TCE cache or a
 //! bounded walk of big-endian tables (at most 5 levels); a bad DMA freezes the PE or, with
@@ -24,6 +27,7 @@ pub mod config;
 mod dump;
 pub mod eeh;
 pub mod hcall;
+mod hvtable;
 mod lookup;
 mod mmio;
 mod pool;
@@ -115,13 +119,19 @@ impl Tce {
     }
 
     /// Writes `data` at `offset`. Never panics: 8-byte accesses write a register; a 4-byte access
-    /// replaces one half of a read/write register (of a write-only one: the other half is 0);
-    /// anything else is ignored.
+    /// replaces one half of a read/write register (of a write-only one: the other half is 0),
+    /// except that the reserved high half of TVE_CFG ignores 4-byte writes
+    /// ([`regs::ignores_half_write`]); anything else is ignored.
     pub fn mmio_write(&self, offset: u64, data: &[u8]) {
         if !Self::access_ok(offset, data.len()) {
             return;
         }
         let reg = offset & !7;
+        let high = offset & 4 != 0;
+        if data.len() == 4 && regs::ignores_half_write(regs::decode(reg, window::MAX_WINDOWS), high)
+        {
+            return;
+        }
         let mut st = self.lock();
         let value = if data.len() == 8 {
             let mut b = [0u8; 8];
@@ -146,11 +156,12 @@ impl Tce {
         mmio::write64(&mut st, &self.cfg, self.mem.as_ref(), reg, value);
     }
 
-    /// The enabled windows, inclusive (the same for every source: one PE).
+    /// The enabled windows, inclusive, one range per window (the same for every source: one PE).
     pub fn permitted_ranges(&self, source: u32) -> PermittedRanges {
         let _ = source;
         let st = self.lock();
-        PermittedRanges::from_windows(st.windows.iter().filter_map(window::Window::range))
+        // Each window is its own range, even when two touch: a mapping cannot cross LIOBNs.
+        PermittedRanges::from_separate_windows(st.windows.iter().filter_map(window::Window::range))
     }
 
     /// The windows (enabled or not), for firmware tables and the monitor.

@@ -19,6 +19,13 @@
 //! | +0x18 | TVE_SIZE | rw | window size |
 //! | +0x20 | TVE_LIOBN | ro | the window's LIOBN |
 //! | +0x28 | TVE_STATUS | ro | 0 enabled, 1 config error, 15:8 error code ([`tve_error`]) |
+//!
+//! 4-byte writes: a write to one half of a read/write register replaces that half and keeps the
+//! other (as read back); of a write-only register, the other half is 0. **Exception: TVE_CFG's high
+//! half (bits 63:32) is reserved, and a 4-byte write to it alone is ignored**
+//! ([`ignores_half_write`]): it does not rewrite the low half (which holds ENABLE), so it neither
+//! re-runs the enable validation nor clears TVE_STATUS's error after a refused enable. Only a write
+//! that reaches bits 31:0 (8 bytes, or the low half) is a TVE_CFG write.
 
 /// Size of the register window.
 pub const TCE_MMIO_SIZE: u64 = 0x1000;
@@ -147,6 +154,12 @@ pub fn decode(offset: u64, windows: usize) -> Reg {
     }
 }
 
+/// Whether a 4-byte write to the `high` (bits 63:32) or low half of `reg` is ignored: only the
+/// reserved high half of TVE_CFG (module docs).
+pub fn ignores_half_write(reg: Reg, high: bool) -> bool {
+    high && matches!(reg, Reg::Tve { reg: TVE_CFG, .. })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +193,14 @@ mod tests {
         assert_eq!(decode(0x130, 2), Reg::None, "past TVE_STATUS");
         assert_eq!(decode(0x180, 2), Reg::None, "a third window");
         assert_eq!(decode(!7, 2), Reg::None);
+        let cfg1 = decode(0x148, 2);
+        assert!(ignores_half_write(cfg1, true));
+        assert!(!ignores_half_write(cfg1, false));
+        assert!(
+            !ignores_half_write(decode(0x158, 2), true),
+            "TVE_SIZE's high half is real"
+        );
+        assert!(!ignores_half_write(decode(TCE_KILL, 2), true));
         assert_eq!(
             tve_error::name(tve_error::OVERLAP),
             "overlaps the other window"

@@ -91,6 +91,26 @@ impl State {
             for b in win.owned.drain(..) {
                 self.pool.free(b);
             }
+            win.lower.clear();
+        }
+    }
+
+    /// Hands window `w` to the hardware view (a TVE_CFG write): it takes no more hypercalls. Its
+    /// pool blocks stay its own while its TVE can still point at them.
+    pub fn hand_to_hardware_view(&mut self, w: usize) {
+        if let Some(win) = self.windows.get_mut(w) {
+            win.hypervisor = false;
+            win.lower.clear();
+        }
+    }
+
+    /// Drops the cached TCEs of the enabled hardware-view windows (after a hypercall wrote a
+    /// hypervisor table such a window may read through a guest-chosen pointer).
+    pub fn drop_hardware_view_caches(&mut self) {
+        for (w, win) in self.windows.iter().enumerate() {
+            if win.enabled && !win.hypervisor {
+                self.cache.invalidate_window(w);
+            }
         }
     }
 

@@ -1,5 +1,5 @@
-//! TCE tables in guest memory: the bounded walker (DMA, lookup, H_GET_TCE) and the writer the
-//! hypercalls use (allocating lower levels from the pool).
+//! TCE tables in guest memory: the bounded walker (DMA, lookup, dump) and the entry accessors.
+//! The hypercalls write the hypervisor's own tables through [`super::hvtable`].
 //!
 //! Format (arch/powerpc/include/asm/tce.h, powernv pci-ioda-tce.c): every entry is a big-endian
 //! u64. A leaf TCE holds the real page address in bits 63:12, TCE_PCI_WRITE (bit 1) and TCE_PCI_READ
@@ -10,7 +10,6 @@
 
 use serde::Serialize;
 
-use super::pool::{Block, Pool};
 use super::window::{Geometry, MAX_LEVELS};
 use crate::mem::DmaMemory;
 
@@ -118,98 +117,6 @@ pub fn walk(mem: &dyn DmaMemory, geo: Geometry, index: u64) -> (Vec<LevelRead>, 
     (reads, WalkEnd::NoTable)
 }
 
-/// Why a hypervisor write into a table failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PutError {
-    /// The pool has no room for a level table (H_NO_MEM).
-    NoMem,
-    /// A table entry is outside guest RAM (H_HARDWARE).
-    Hardware,
-}
-
-/// A zeroed level table of `1 << table_shift` bytes from the pool.
-fn alloc_level(mem: &dyn DmaMemory, pool: &mut Pool, table_shift: u32) -> Result<Block, PutError> {
-    let pages = 1u64 << table_shift.saturating_sub(12).min(18);
-    let block = pool.alloc(pages).ok_or(PutError::NoMem)?;
-    let zero = vec![0u8; 0x1000];
-    for p in 0..pages {
-        if mem.write(block.addr + p * 0x1000, &zero).is_err() {
-            pool.free(block);
-            return Err(PutError::Hardware);
-        }
-    }
-    Ok(block)
-}
-
-/// Stores `value` as TCE `index` of the window table `*top` (allocating the top level and missing
-/// lower levels from `pool`, recorded in `owned`; a zero `value` never allocates: an absent level
-/// already reads as zero). Returns the previous TCE.
-pub fn put(
-    mem: &dyn DmaMemory,
-    pool: &mut Pool,
-    top: &mut Option<u64>,
-    owned: &mut Vec<Block>,
-    geo: Geometry,
-    index: u64,
-    value: u64,
-) -> Result<u64, PutError> {
-    let table_shift = geo.entry_bits + 3;
-    let mut table = match *top {
-        Some(t) => t,
-        None if value == 0 => return Ok(0),
-        None => {
-            let b = alloc_level(mem, pool, table_shift)?;
-            owned.push(b);
-            *top = Some(b.addr);
-            b.addr
-        }
-    };
-    let levels = geo.levels.clamp(1, MAX_LEVELS);
-    for level in 0..levels {
-        let idx = level_index(index, level, levels, geo.entry_bits);
-        let addr = entry_addr(table, idx).ok_or(PutError::Hardware)?;
-        let entry = read_entry(mem, addr).ok_or(PutError::Hardware)?;
-        if level + 1 == levels {
-            if !write_entry(mem, addr, value) {
-                return Err(PutError::Hardware);
-            }
-            return Ok(entry);
-        }
-        table = if valid(entry) {
-            entry & TCE_ADDR_MASK
-        } else if value == 0 {
-            return Ok(0);
-        } else {
-            let b = alloc_level(mem, pool, table_shift)?;
-            if !write_entry(mem, addr, b.addr | TCE_READ | TCE_WRITE) {
-                pool.free(b);
-                return Err(PutError::Hardware);
-            }
-            owned.push(b);
-            b.addr
-        };
-    }
-    Err(PutError::Hardware)
-}
-
-/// The number of TCE indexes from `index` to the end of the lowest absent level that a walk ended
-/// at, so clears (H_STUFF_TCE 0) can skip unallocated spans: 1 if the walk reached a leaf.
-pub fn absent_span(end: WalkEnd, geo: Geometry, index: u64) -> u64 {
-    let levels = geo.levels.clamp(1, MAX_LEVELS);
-    let below = |level: u8| {
-        let bits = u32::from(levels - 1 - level.min(levels - 1)) * geo.entry_bits;
-        match 1u64.checked_shl(bits) {
-            Some(span) => span - (index & (span - 1)),
-            None => u64::MAX,
-        }
-    };
-    match end {
-        WalkEnd::Leaf { .. } | WalkEnd::OutsideRam { .. } => 1,
-        WalkEnd::LevelInvalid { level } => below(level),
-        WalkEnd::NoTable => u64::MAX,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,73 +212,5 @@ mod tests {
         let (reads, end) = walk(&m, geo(0x1000, 200, 9), 5);
         assert_eq!(reads.len(), 5);
         assert_eq!(end, WalkEnd::Leaf { tce: 0x1001 });
-    }
-
-    #[test]
-    fn put_allocates_levels_lazily_from_the_pool() {
-        let m = TestMemory::new(0x20000);
-        let mut pool = Pool::new(0x10000, 0x4000);
-        let mut top = None;
-        let mut owned = Vec::new();
-        let g = Geometry {
-            table: None,
-            levels: 3,
-            entry_bits: 9,
-        };
-        // A zero write into nothing allocates nothing.
-        assert_eq!(put(&m, &mut pool, &mut top, &mut owned, g, 5, 0), Ok(0));
-        assert_eq!((top, pool.used_pages()), (None, 0));
-        assert_eq!(
-            put(&m, &mut pool, &mut top, &mut owned, g, 0x4_0201, 0x5003),
-            Ok(0)
-        );
-        assert_eq!(top, Some(0x10000));
-        assert_eq!(pool.used_pages(), 3);
-        assert_eq!(owned.len(), 3);
-        let g2 = Geometry { table: top, ..g };
-        let (reads, end) = walk(&m, g2, 0x4_0201);
-        assert_eq!(end, WalkEnd::Leaf { tce: 0x5003 });
-        assert_eq!(reads[0].entry, 0x11003, "non-leaf = next level | R | W");
-        // Same lower tables for a neighbour; replacing returns the old TCE.
-        assert_eq!(
-            put(&m, &mut pool, &mut top, &mut owned, g2, 0x4_0202, 0x6001),
-            Ok(0)
-        );
-        assert_eq!(
-            put(&m, &mut pool, &mut top, &mut owned, g2, 0x4_0201, 0),
-            Ok(0x5003)
-        );
-        assert_eq!(pool.used_pages(), 3);
-        // A new mid level and leaf table need two pages; only one is left.
-        assert_eq!(
-            put(&m, &mut pool, &mut top, &mut owned, g2, 0x8_0000, 0x7001),
-            Err(PutError::NoMem)
-        );
-        assert_eq!(
-            pool.used_pages(),
-            4,
-            "the mid level stays allocated and linked"
-        );
-        // Tables outside RAM.
-        let mut bad_top = Some(0x7000_0000);
-        assert_eq!(
-            put(&m, &mut pool, &mut bad_top, &mut owned, g, 1, 0x5003),
-            Err(PutError::Hardware)
-        );
-    }
-
-    #[test]
-    fn absent_spans() {
-        let g = geo(0x1000, 3, 9);
-        assert_eq!(absent_span(WalkEnd::Leaf { tce: 0 }, g, 7), 1);
-        assert_eq!(
-            absent_span(WalkEnd::LevelInvalid { level: 0 }, g, 0x4_0005),
-            0x3_fffb
-        );
-        assert_eq!(
-            absent_span(WalkEnd::LevelInvalid { level: 1 }, g, 0x205),
-            0x1fb
-        );
-        assert_eq!(absent_span(WalkEnd::NoTable, g, 0), u64::MAX);
     }
 }

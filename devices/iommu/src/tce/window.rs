@@ -1,6 +1,8 @@
 //! DMA windows (LoPAR "DMA window"; IODA2 TVE): LIOBN, bus offset, size, TCE page size and the TCE
 //! table that translates it.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::pool::Block;
@@ -42,8 +44,18 @@ pub struct Window {
     pub size: u64,
     /// TVE_STATUS error code of the last refused enable (0 = none).
     pub error: u8,
-    /// Pool blocks this window's hypervisor tables use (freed when the window goes away).
+    /// A hypervisor window: created by the defaults or ibm,create-pe-dma-window and not
+    /// reprogrammed through the hardware view since (any TVE_CFG write hands the window to the
+    /// hardware view for good). Only hypervisor windows take hypercalls ([`super::hcall`]).
+    pub hypervisor: bool,
+    /// Pool blocks this window's hypervisor tables use (freed when the window goes away or its
+    /// TVE_TABLE is reprogrammed; kept while the TVE may still point at them, so a block is never
+    /// handed to another window while this one can reach it).
     pub owned: Vec<Block>,
+    /// The hypervisor table's lower levels, kept on the host side: (level >= 1, TCE index prefix
+    /// above that level's table) -> level table address ([`super::hvtable`]). The hypercalls never
+    /// follow pointers read from the pool, which is guest-physical memory.
+    pub lower: BTreeMap<(u8, u64), u64>,
 }
 
 /// The walk parameters of a window.
@@ -67,6 +79,8 @@ pub struct WindowInfo {
     pub levels: u8,
     pub table_shift: u8,
     pub table: Option<u64>,
+    /// Managed by the hypervisor (takes hypercalls), not programmed through the hardware view.
+    pub hypervisor: bool,
 }
 
 /// Levels a hypervisor table needs for `index_bits` bits with 4 KiB level tables (at least 1).
@@ -88,7 +102,9 @@ impl Window {
             base: 0,
             size: 0,
             error: 0,
+            hypervisor: false,
             owned: Vec::new(),
+            lower: BTreeMap::new(),
         }
     }
 
@@ -106,7 +122,9 @@ impl Window {
             base,
             size,
             error: 0,
+            hypervisor: true,
             owned: Vec::new(),
+            lower: BTreeMap::new(),
         }
     }
 
@@ -174,6 +192,7 @@ impl Window {
             levels: self.levels,
             table_shift: self.table_shift,
             table: self.table,
+            hypervisor: self.hypervisor,
         }
     }
 
