@@ -1,36 +1,19 @@
 //! The SMMUv3 bring-up suite against the in-process model, once per model configuration. Each test runs
 //! every case and reports all failures together.
 
+mod common;
+
 use guest_tests::bringup::host::HostBackend;
 use guest_tests::bringup::smmuv3::driver::Driver;
-use guest_tests::bringup::smmuv3::suite::{run_case, Outcome, CASES};
+use guest_tests::bringup::smmuv3::suite::CASES;
 use iommu::smmuv3::Smmuv3Config;
 
 /// Runs the suite on a model built from `options`; returns the cases that passed and skipped.
 fn run_suite(options: &str) -> (Vec<&'static str>, Vec<&'static str>) {
     let cfg: Smmuv3Config = options.parse().unwrap_or_else(|e| panic!("{options}: {e}"));
     let backend = HostBackend::new(cfg).expect("host backend");
-    let mut d = Driver::probe(Box::new(backend)).expect("probe");
-    let (mut passed, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-    for case in CASES {
-        let r = run_case(&mut d, case);
-        match r.result {
-            Ok(Outcome::Pass) => passed.push(case.name),
-            Ok(Outcome::Skip(why)) => {
-                eprintln!("{options}: {} skipped: {why}", case.name);
-                skipped.push(case.name);
-            }
-            Err(e) => failed.push(format!("{}: {e} (notes: {:?})", case.name, r.notes)),
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{options}: {} of {} cases failed:\n{}",
-        failed.len(),
-        CASES.len(),
-        failed.join("\n")
-    );
-    (passed, skipped)
+    let d = Driver::probe(Box::new(backend)).expect("probe");
+    common::run_suite(options, d, CASES)
 }
 
 #[test]

@@ -2,15 +2,15 @@
 //! ones while the PE is frozen"), once per model configuration. Each test runs every case and reports all
 //! failures together.
 
+mod common;
+
 use guest_tests::bringup::backend::Backend;
 use guest_tests::bringup::tce::driver::Driver;
 use guest_tests::bringup::tce::host::TceHostBackend;
-use guest_tests::bringup::tce::suite::{
-    check_boot_windows, run_case, Outcome, CASES, SEED_WINDOWS,
-};
+use guest_tests::bringup::tce::suite::{check_boot_windows, CASES, SEED_WINDOWS};
 use iommu::tce::TceConfig;
 
-/// Runs the suite on a model built from `options`; returns the cases that passed and skipped, and the model.
+/// Runs the suite on a model built from `options`; returns the cases that passed and skipped.
 fn run_suite(options: &str) -> (Vec<&'static str>, Vec<&'static str>) {
     run_suite_with(options, true)
 }
@@ -22,27 +22,8 @@ fn run_suite_with(
     let cfg: TceConfig = options.parse().unwrap_or_else(|e| panic!("{options}: {e}"));
     let mut backend = TceHostBackend::new(cfg).expect("host backend");
     backend.drop_frozen_writes = drop_frozen_writes;
-    let mut d = Driver::probe(Box::new(backend)).expect("probe");
-    let (mut passed, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-    for case in CASES {
-        let r = run_case(&mut d, case);
-        match r.result {
-            Ok(Outcome::Pass) => passed.push(case.name),
-            Ok(Outcome::Skip(why)) => {
-                eprintln!("{options}: {} skipped: {why}", case.name);
-                skipped.push(case.name);
-            }
-            Err(e) => failed.push(format!("{}: {e} (notes: {:?})", case.name, r.notes)),
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{options}: {} of {} cases failed:\n{}",
-        failed.len(),
-        CASES.len(),
-        failed.join("\n")
-    );
-    (passed, skipped)
+    let d = Driver::probe(Box::new(backend)).expect("probe");
+    common::run_suite(options, d, CASES)
 }
 
 #[test]

@@ -4,9 +4,11 @@
 
 pub mod alloc;
 pub mod backend;
+pub mod cases;
 pub mod devmem;
 pub mod host;
 pub mod pgtable;
+pub mod ram_checks;
 pub mod smmuv3;
 pub mod tce;
 pub mod testdev;

@@ -4,6 +4,7 @@
 //! so the same code runs on a fake tree in unit tests.
 
 pub mod acpi;
+pub mod bringup_suite;
 pub mod cmdline;
 pub mod context;
 pub mod cpus;

@@ -4,11 +4,12 @@
 
 use iommu::tce::TceConfig;
 
+use super::bringup_suite::{self, published_iommu, suite_tests};
 use super::context::Context;
 use super::report::Report;
 use crate::bringup::devmem::{DevMem, TCE_BASE, TCE_SIZE};
 use crate::bringup::tce::driver::Driver;
-use crate::bringup::tce::suite::{self, Outcome};
+use crate::bringup::tce::suite::{self, CASES};
 
 /// The guest test name of suite case `case`.
 pub fn test_name(case: &str) -> String {
@@ -17,20 +18,7 @@ pub fn test_name(case: &str) -> String {
 
 /// What expect.json says about the TCE unit: its option string (validated) and base.
 fn expectations(ctx: &Context) -> Result<String, String> {
-    let expect = ctx.expect.as_ref().map_err(Clone::clone)?;
-    let iommu = expect
-        .iommu
-        .as_ref()
-        .ok_or("expect.json describes no IOMMU; the scenario must run with --iommu tce")?;
-    if iommu.model != "tce" {
-        return Err(format!("the machine's IOMMU is {:?}, not tce", iommu.model));
-    }
-    if iommu.base != TCE_BASE {
-        return Err(format!(
-            "the TCE unit is published at {:#x}, the driver maps {TCE_BASE:#x}",
-            iommu.base
-        ));
-    }
+    let iommu = published_iommu(ctx, "tce", TCE_BASE, "TCE unit")?;
     iommu
         .options
         .parse::<TceConfig>()
@@ -47,24 +35,7 @@ fn open(ctx: &Context) -> Result<Driver, String> {
 
 /// Runs suite case `case` on the TCE unit through /dev/mem.
 pub fn run_case(ctx: &Context, case: &str) -> Report {
-    let Some(c) = suite::find(case) else {
-        return Report::failure(format!("no TCE suite case {case:?}"));
-    };
-    let mut d = match open(ctx) {
-        Ok(d) => d,
-        Err(e) => return Report::failure(e),
-    };
-    let r = suite::run_case(&mut d, c);
-    let mut report = Report::new();
-    for n in r.notes {
-        report.diag(n);
-    }
-    match r.result {
-        Ok(Outcome::Pass) => {}
-        Ok(Outcome::Skip(why)) => report.skip(why),
-        Err(e) => report.fail(e),
-    }
-    report
+    bringup_suite::run_case(CASES, "TCE", case, || open(ctx))
 }
 
 /// `tce-boot-windows`: before any case reprograms the TVEs, they hold the seed's two windows and equal the
@@ -91,21 +62,8 @@ pub fn boot_windows(ctx: &Context) -> Report {
     report
 }
 
-/// One `fn(&Context) -> Report` per suite case, for the registry.
-macro_rules! cases {
-    ($($f:ident => $name:literal),* $(,)?) => {
-        $(
-            #[doc = concat!("Suite case `", $name, "`.")]
-            pub fn $f(ctx: &Context) -> Report {
-                run_case(ctx, $name)
-            }
-        )*
-        /// The suite cases the registry has a test for, in suite order.
-        pub const REGISTERED: &[&str] = &[$($name),*];
-    };
-}
-
-cases! {
+suite_tests! {
+    run_case;
     id => "id",
     one_level_4k => "one-level-4k",
     multi_level => "multi-level",
@@ -121,67 +79,19 @@ cases! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use firmware_tables::description::{IommuInfo, MachineDescription};
-    use std::path::PathBuf;
-
-    fn ctx(iommu: Option<IommuInfo>) -> Context {
-        Context {
-            root: PathBuf::from("/nonexistent-guest-root"),
-            expect: Ok(MachineDescription {
-                cpus: 1,
-                memory_mib: 512,
-                e820: vec![],
-                acpi_tables: vec![],
-                pci: vec![],
-                iommu,
-            }),
-            scenario: "tce".into(),
-        }
-    }
-
-    fn tce(options: &str) -> IommuInfo {
-        IommuInfo {
-            model: "tce".into(),
-            options: options.into(),
-            base: TCE_BASE,
-            id_registers: vec![],
-            permitted_ranges: vec![],
-            test_device_bdf: "0000:00:03.0".into(),
-        }
-    }
-
-    #[test]
-    fn every_suite_case_has_a_guest_test() {
-        let names: Vec<&str> = suite::CASES.iter().map(|c| c.name).collect();
-        assert_eq!(REGISTERED, names.as_slice());
-    }
+    use crate::guest::bringup_suite::{test_context, test_iommu};
 
     #[test]
     fn expectations_come_from_the_published_iommu() {
-        let opts = expectations(&ctx(Some(tce("tce,caching=off")))).unwrap();
+        let ctx = |options| test_context("tce", Some(test_iommu("tce", options, TCE_BASE)));
+        let opts = expectations(&ctx("tce,caching=off")).unwrap();
         assert!(!opts.parse::<TceConfig>().unwrap().caching);
-        let e = expectations(&ctx(None)).unwrap_err();
+        assert!(expectations(&ctx("tce,bogus=1")).is_err());
+        let e = expectations(&test_context("tce", None)).unwrap_err();
         assert!(e.contains("no IOMMU"), "{e}");
-        let mut smmu = tce("smmuv3");
-        smmu.model = "smmuv3".into();
-        assert!(expectations(&ctx(Some(smmu)))
-            .unwrap_err()
-            .contains("not tce"));
-        let mut moved = tce("tce");
-        moved.base = 0xfea0_0000;
-        assert!(expectations(&ctx(Some(moved))).is_err());
-        assert!(expectations(&ctx(Some(tce("tce,bogus=1")))).is_err());
-    }
-
-    #[test]
-    fn without_dev_mem_a_case_fails_with_the_reason() {
-        let r = run_case(&ctx(Some(tce("tce"))), "one-level-4k");
-        assert!(!r.passed());
-        assert!(
-            r.diagnostics[0].contains("0000:00:03.0"),
-            "{:?}",
-            r.diagnostics
-        );
-        assert!(!run_case(&ctx(Some(tce("tce"))), "nope").passed());
+        let smmu = test_context("tce", Some(test_iommu("smmuv3", "smmuv3", TCE_BASE)));
+        assert!(expectations(&smmu).unwrap_err().contains("not tce"));
+        let moved = test_context("tce", Some(test_iommu("tce", "tce", 0xfea0_0000)));
+        assert!(expectations(&moved).is_err());
     }
 }

@@ -1,9 +1,12 @@
 //! The shared SMMUv3 assertions: named cases run in-process against the model (`cargo test`) and in the
-//! guest over /dev/mem. Every case starts from a fresh default bring-up ([`run_case`]) and ends with no
-//! global error active.
+//! guest over /dev/mem. Every case starts from a fresh default bring-up (the [`CaseDriver`] impl below) and
+//! ends with no global error active.
 
 use super::super::alloc::zalloc;
+use super::super::backend::Backend;
+use super::super::cases::{Case, CaseDriver, Outcome};
 use super::super::pgtable::{Granule, PageTable, Perm, Stage};
+use super::super::ram_checks::{verify_bytes, verify_fill};
 use super::super::testdev::{self, pattern_byte, DmaResult};
 use super::commands::{self, SyncSignal};
 use super::driver::{
@@ -14,51 +17,34 @@ use super::events::Event;
 use super::regs::*;
 use pci::test_device::regs::STATUS_FAULT;
 
-/// How a case ended when it did not fail.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    Skip(String),
-}
-
-/// One named case.
-pub struct Case {
-    pub name: &'static str,
-    pub summary: &'static str,
-    pub run: fn(&mut Driver) -> Result<Outcome, String>,
-}
-
-/// The result of [`run_case`]: outcome or failure, plus the notes the case left.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CaseReport {
-    pub name: &'static str,
-    pub result: Result<Outcome, String>,
-    pub notes: Vec<String>,
-}
-
-/// Runs `case` after a default bring-up; a global error left active afterwards fails it.
-pub fn run_case(d: &mut Driver, case: &Case) -> CaseReport {
-    d.log.lines.clear();
-    let mut result = d
-        .bring_up(Options::default())
-        .map_err(|e| format!("bring-up: {e}"))
-        .and_then(|()| testdev::enable_pasid(&mut *d.b, false))
-        .and_then(|()| (case.run)(d));
-    if result.is_ok() {
-        let g = d.active_gerror();
-        if g != 0 {
-            result = Err(format!("GERROR ^ GERRORN = {g:#x} after the case"));
-        }
+/// Every case starts from a default bring-up with PASID disabled; a global error left active afterwards
+/// fails it.
+impl CaseDriver for Driver {
+    fn backend(&mut self) -> &mut dyn Backend {
+        &mut *self.b
     }
-    CaseReport {
-        name: case.name,
-        result,
-        notes: std::mem::take(&mut d.log.lines),
+
+    fn notes(&mut self) -> &mut Vec<String> {
+        &mut self.log.lines
+    }
+
+    fn start_case(&mut self) -> Result<(), String> {
+        self.bring_up(Options::default())
+            .map_err(|e| format!("bring-up: {e}"))
+            .and_then(|()| testdev::enable_pasid(&mut *self.b, false))
+    }
+
+    fn finish_case(&mut self, result: Result<Outcome, String>) -> Result<Outcome, String> {
+        let outcome = result?;
+        match self.active_gerror() {
+            0 => Ok(outcome),
+            g => Err(format!("GERROR ^ GERRORN = {g:#x} after the case")),
+        }
     }
 }
 
 /// Every case, in order.
-pub const CASES: &[Case] = &[
+pub const CASES: &[Case<Driver>] = &[
     Case { name: "bringup", summary: "probe, reset, queues, stream table, SMMUEN: ACKs, IDRs as configured, no GERROR", run: bringup },
     Case { name: "gbpa", summary: "SMMUEN=0: GBPA bypass lets DMA through untranslated, GBPA.ABORT stops it without an event", run: gbpa },
     Case { name: "strtab-linear", summary: "linear stream table: bypass and abort STEs of SID 0x18 take effect", run: strtab_linear },
@@ -82,11 +68,6 @@ pub const CASES: &[Case] = &[
     Case { name: "disable-reenable", summary: "SMMUEN off: untranslated (GBPA); back on: the STE translates again", run: disable_reenable },
 ];
 
-/// Looks a case up by name.
-pub fn find(name: &str) -> Option<&'static Case> {
-    CASES.iter().find(|c| c.name == name)
-}
-
 // ---- helpers ----
 
 const IOVA_A: u64 = 0x1_0000_0000;
@@ -104,29 +85,6 @@ fn buf(d: &mut Driver, size: u64, align: u64) -> Result<u64, String> {
 /// Whether the model caches (None when unknown: then stale results are not asserted).
 fn caching(d: &Driver) -> Option<bool> {
     d.b.expected_config().map(|c| c.caching)
-}
-
-/// Compares RAM at `pa` with a fill of `pattern`, every byte.
-fn verify_fill(d: &mut Driver, pa: u64, len: u64, pattern: u64) -> Result<(), String> {
-    let expected: Vec<u8> = (0..len).map(|i| pattern_byte(pattern, i)).collect();
-    verify_bytes(d, pa, &expected)
-}
-
-fn verify_bytes(d: &mut Driver, pa: u64, expected: &[u8]) -> Result<(), String> {
-    let mut got = vec![0u8; expected.len()];
-    d.b.mem_read(pa, &mut got)?;
-    let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != expected[i]).collect();
-    if let Some(&first) = bad.first() {
-        return Err(format!(
-            "RAM at {pa:#x}+{:#x}: {} of {} bytes differ, first at +{first:#x}: {:#04x}, expected {:#04x}",
-            expected.len(),
-            bad.len(),
-            expected.len(),
-            got[first],
-            expected[first]
-        ));
-    }
-    Ok(())
 }
 
 fn expect_fault(r: &DmaResult, what: &str, iova: u64, reason: u8) -> Result<(), String> {
@@ -1395,23 +1353,4 @@ fn disable_reenable(d: &mut Driver) -> Result<Outcome, String> {
     verify_fill(d, plain, 0x40, 0x62)?;
     expect_no_events(d, "disable/re-enable")?;
     Ok(Outcome::Pass)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn case_names_are_unique_and_findable() {
-        for c in CASES {
-            assert_eq!(
-                CASES.iter().filter(|o| o.name == c.name).count(),
-                1,
-                "{}",
-                c.name
-            );
-            assert_eq!(find(c.name).map(|f| f.summary), Some(c.summary));
-        }
-        assert!(find("nope").is_none());
-    }
 }

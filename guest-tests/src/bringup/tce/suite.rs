@@ -12,56 +12,40 @@ use pci::test_device::regs::{
     XLATE_PERM_READ, XLATE_PERM_WRITE,
 };
 
+use super::super::backend::Backend;
+use super::super::cases::{Case, CaseDriver, Outcome};
+use super::super::ram_checks::{verify_bytes, verify_fill, verify_zero};
 use super::super::testdev::{self, pattern_byte, DmaResult};
 use super::driver::{Driver, WindowCfg, KNOWN_PAGE_SHIFTS};
 use super::regs::*;
 use iommu::tce::reason;
 use iommu::tce::regs::tve_error;
 
-/// How a case ended when it did not fail.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    Skip(String),
-}
-
-/// One named case.
-pub struct Case {
-    pub name: &'static str,
-    pub summary: &'static str,
-    pub run: fn(&mut Driver) -> Result<Outcome, String>,
-}
-
-/// The result of [`run_case`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CaseReport {
-    pub name: &'static str,
-    pub result: Result<Outcome, String>,
-    pub notes: Vec<String>,
-}
-
-/// Runs `case` from a fresh reset; a PE left frozen afterwards fails it (and is reset).
-pub fn run_case(d: &mut Driver, case: &Case) -> CaseReport {
-    d.notes.clear();
-    let mut result = d
-        .reset()
-        .map_err(|e| format!("reset: {e}"))
-        .and_then(|()| (case.run)(d));
-    if d.frozen() {
-        d.pe_reset();
-        if result.is_ok() {
-            result = Err("the PE was left frozen".into());
-        }
+/// Every case starts from [`Driver::reset`]; a PE left frozen afterwards fails it (and is reset).
+impl CaseDriver for Driver {
+    fn backend(&mut self) -> &mut dyn Backend {
+        &mut *self.b
     }
-    CaseReport {
-        name: case.name,
-        result,
-        notes: std::mem::take(&mut d.notes),
+
+    fn notes(&mut self) -> &mut Vec<String> {
+        &mut self.notes
+    }
+
+    fn start_case(&mut self) -> Result<(), String> {
+        self.reset().map_err(|e| format!("reset: {e}"))
+    }
+
+    fn finish_case(&mut self, result: Result<Outcome, String>) -> Result<Outcome, String> {
+        if !self.frozen() {
+            return result;
+        }
+        self.pe_reset();
+        result.and(Err("the PE was left frozen".into()))
     }
 }
 
 /// Every case, in order.
-pub const CASES: &[Case] = &[
+pub const CASES: &[Case<Driver>] = &[
     Case { name: "id", summary: "TCE_ID \"TCE1\" with 2 windows, offered page sizes, EEH mode, TVE LIOBNs, nothing frozen after reset", run: id },
     Case { name: "one-level-4k", summary: "1 GiB window at 0 with a one-level table of 4K TCEs: fill/copy land on the TCEs' pages, every byte; probe = TCE", run: one_level_4k },
     Case { name: "multi-level", summary: "3-level table (4 KiB level tables, lazy lower levels): DMA across level boundaries and at the window's last page", run: multi_level },
@@ -73,11 +57,6 @@ pub const CASES: &[Case] = &[
     Case { name: "eeh-outside", summary: "DMA outside both windows: PE frozen, TCE_ERR_* right, BAR0 all ones, DMA blocked; PE reset clears it, DMA works", run: eeh_outside },
     Case { name: "eeh-invalid", summary: "an invalid TCE and a multi-level entry pointing outside RAM freeze the PE (or report) with their reasons", run: eeh_invalid },
 ];
-
-/// Looks a case up by name.
-pub fn find(name: &str) -> Option<&'static Case> {
-    CASES.iter().find(|c| c.name == name)
-}
 
 /// The seed's default windows as (LIOBN, bus offset, size): what the unit comes up with.
 pub const SEED_WINDOWS: [(u32, u64, u64); 2] = [
@@ -178,33 +157,6 @@ fn win0_3level() -> WindowCfg {
         base: 0,
         size: 1 << 32,
     }
-}
-
-/// Compares RAM at `pa` with a fill of `pattern`, every byte.
-fn verify_fill(d: &mut Driver, pa: u64, len: u64, pattern: u64) -> Result<(), String> {
-    let expected: Vec<u8> = (0..len).map(|i| pattern_byte(pattern, i)).collect();
-    verify_bytes(d, pa, &expected)
-}
-
-fn verify_bytes(d: &mut Driver, pa: u64, expected: &[u8]) -> Result<(), String> {
-    let mut got = vec![0u8; expected.len()];
-    d.b.mem_read(pa, &mut got)?;
-    let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != expected[i]).collect();
-    if let Some(&first) = bad.first() {
-        return Err(format!(
-            "RAM at {pa:#x}+{:#x}: {} bytes differ, first at +{first:#x}: {:#04x}, expected {:#04x}",
-            expected.len(),
-            bad.len(),
-            got[first],
-            expected[first]
-        ));
-    }
-    Ok(())
-}
-
-fn verify_zero(d: &mut Driver, pa: u64, len: u64) -> Result<(), String> {
-    verify_bytes(d, pa, &vec![0u8; len as usize])
-        .map_err(|e| format!("expected untouched (zero) memory: {e}"))
 }
 
 fn fill(d: &mut Driver, iova: u64, len: u64, pattern: u64) -> DmaResult {
