@@ -1,12 +1,15 @@
-//! In-process backend: the SMMUv3 model over test memory laid out like the guest (the driver's RAM window at
+//! In-process backends: an IOMMU model over test memory laid out like the guest (the driver's RAM window at
 //! the same physical address the guest reserves), and a real DMA test device whose port is the model with
-//! StreamID 0x18. Everything runs synchronously on the calling thread.
+//! requester id 0x18 (00:03.0). Everything runs synchronously on the calling thread. [`ModelHost`] is the
+//! plumbing every model shares; [`HostModel`] is what a model adds (its registers, configuration and, for
+//! units with EEH, whether the test device's PE is frozen). This file also has the SMMUv3's
+//! ([`HostBackend`]); the TCE's is `super::tce::host`.
 
 use std::sync::{Arc, Mutex};
 
 use iommu::mem::{MemError, TestMemory};
 use iommu::smmuv3::{Smmuv3, Smmuv3Config};
-use iommu::{DmaAccessor, DmaMemory, InterruptSink};
+use iommu::{DmaAccessor, DmaMemory, DmaPort, InterruptSink};
 use pci::config::{command, reg};
 use pci::test_device::regs::REGS_BAR;
 use pci::{PciDevice, RecordingSink, TestDevice};
@@ -74,63 +77,119 @@ impl InterruptSink for RecordingIrq {
     }
 }
 
+/// The test device's requester id (00:03.0): the SMMUv3 StreamID, the TCE source.
+pub const TESTDEV_SOURCE: u32 = 0x18;
+
+/// What an IOMMU model adds to [`ModelHost`].
+pub trait HostModel: DmaPort + Sized + 'static {
+    /// The model's configuration.
+    type Config: Clone;
+
+    /// The model over `mem`, sending interrupts outside RAM to `irq`.
+    fn build(cfg: Self::Config, mem: Arc<dyn DmaMemory>, irq: Arc<dyn InterruptSink>) -> Self;
+    /// Reads the model's register window at `off`.
+    fn reg_read(&self, off: u64, data: &mut [u8]);
+    /// Writes the model's register window at `off`.
+    fn reg_write(&self, off: u64, data: &[u8]);
+    /// `cfg` as an option string (`Backend::name`).
+    fn option_string(cfg: &Self::Config) -> String;
+
+    /// Gating hook: the unit has frozen the test device's PE (EEH). While it has, BAR0 reads all ones and
+    /// its writes are dropped ([`ModelHost::drop_frozen_writes`]) — what the VMM does for a frozen PE's
+    /// devices' BAR MMIO. Models without EEH never freeze.
+    fn testdev_frozen(&self) -> bool {
+        false
+    }
+    /// [`Backend::expected_config`].
+    fn expected_config(_cfg: &Self::Config) -> Option<Smmuv3Config> {
+        None
+    }
+    /// [`Backend::iommu_options`].
+    fn iommu_options(_cfg: &Self::Config) -> Option<String> {
+        None
+    }
+    /// [`Backend::iommu_permitted_ranges`].
+    fn permitted_iova_ranges(&self, _source: u32) -> Option<Vec<(u64, u64)>> {
+        None
+    }
+}
+
 /// The model, its memory and the test device behind it.
-pub struct HostBackend {
-    pub smmu: Arc<Smmuv3>,
+pub struct ModelHost<M: HostModel> {
+    pub model: Arc<M>,
     pub mem: Arc<WindowMemory>,
     pub irq: Arc<RecordingIrq>,
     pub dev: TestDevice,
-    cfg: Smmuv3Config,
+    cfg: M::Config,
+    /// Drop BAR0 writes while frozen (the VMM's behaviour, default); `false` lets them reach the device, so
+    /// the suite also holds against a machine that only makes the reads all ones.
+    pub drop_frozen_writes: bool,
 }
 
-impl HostBackend {
+/// The SMMUv3 model's host backend.
+pub type HostBackend = ModelHost<Smmuv3>;
+
+impl<M: HostModel> ModelHost<M> {
     /// A model configured with `cfg`, and a test device with memory decoding and bus mastering on.
-    pub fn new(cfg: Smmuv3Config) -> Result<Self, String> {
+    pub fn new(cfg: M::Config) -> Result<Self, String> {
         let mem = Arc::new(WindowMemory::new(RAM_BASE, RAM_SIZE));
         let irq = Arc::new(RecordingIrq::default());
-        let smmu = Arc::new(Smmuv3::new(cfg.clone(), mem.clone(), irq.clone()));
-        let dma = DmaAccessor::new(smmu.clone(), mem.clone(), 0x18);
+        let model = Arc::new(M::build(cfg.clone(), mem.clone(), irq.clone()));
+        let dma = DmaAccessor::new(model.clone(), mem.clone(), TESTDEV_SOURCE);
         let mut dev = TestDevice::new(Arc::new(RecordingSink::default()), dma)
             .map_err(|e| format!("test device: {e}"))?;
         let cmd = command::MEMORY_SPACE | command::BUS_MASTER;
         dev.config_write(reg::COMMAND / 4, reg::COMMAND % 4, &cmd.to_le_bytes());
         Ok(Self {
-            smmu,
+            model,
             mem,
             irq,
             dev,
             cfg,
+            drop_frozen_writes: true,
         })
     }
 
-    fn mmio_read(&self, off: u64, data: &mut [u8]) {
-        self.smmu.mmio_read(off, data);
+    /// Reads BAR0 like the VMM does: all ones while the PE is frozen.
+    fn bar0_read(&mut self, off: u64, data: &mut [u8]) {
+        if self.model.testdev_frozen() {
+            data.fill(0xff);
+        } else {
+            self.dev.bar_read(REGS_BAR, off, data);
+        }
+    }
+
+    /// Writes BAR0 like the VMM does: dropped while the PE is frozen.
+    fn bar0_write(&mut self, off: u64, data: &[u8]) {
+        if !(self.drop_frozen_writes && self.model.testdev_frozen()) {
+            self.dev.bar_write(REGS_BAR, off, data);
+        }
     }
 }
 
-impl Backend for HostBackend {
+impl<M: HostModel> Backend for ModelHost<M> {
     fn name(&self) -> String {
-        format!("host model ({})", self.cfg.option_string())
+        format!("host model ({})", M::option_string(&self.cfg))
     }
 
     fn mmio_read32(&mut self, off: u64) -> u32 {
         let mut b = [0u8; 4];
-        self.mmio_read(off, &mut b);
+        self.model.reg_read(off, &mut b);
         u32::from_le_bytes(b)
     }
 
     fn mmio_read64(&mut self, off: u64) -> u64 {
         let mut b = [0u8; 8];
-        self.mmio_read(off, &mut b);
+        self.model.reg_read(off, &mut b);
         u64::from_le_bytes(b)
     }
 
     fn mmio_write32(&mut self, off: u64, v: u32) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.model.reg_write(off, &v.to_le_bytes());
     }
 
     fn mmio_write64(&mut self, off: u64, v: u64) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.model.reg_write(off, &v.to_le_bytes());
     }
 
     fn mem_read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), String> {
@@ -151,22 +210,22 @@ impl Backend for HostBackend {
 
     fn testdev_read32(&mut self, off: u64) -> u32 {
         let mut b = [0u8; 4];
-        self.dev.bar_read(REGS_BAR, off, &mut b);
+        self.bar0_read(off, &mut b);
         u32::from_le_bytes(b)
     }
 
     fn testdev_read64(&mut self, off: u64) -> u64 {
         let mut b = [0u8; 8];
-        self.dev.bar_read(REGS_BAR, off, &mut b);
+        self.bar0_read(off, &mut b);
         u64::from_le_bytes(b)
     }
 
     fn testdev_write32(&mut self, off: u64, v: u32) {
-        self.dev.bar_write(REGS_BAR, off, &v.to_le_bytes());
+        self.bar0_write(off, &v.to_le_bytes());
     }
 
     fn testdev_write64(&mut self, off: u64, v: u64) {
-        self.dev.bar_write(REGS_BAR, off, &v.to_le_bytes());
+        self.bar0_write(off, &v.to_le_bytes());
     }
 
     fn testdev_config_write16(&mut self, off: usize, v: u16) -> Result<(), String> {
@@ -183,8 +242,45 @@ impl Backend for HostBackend {
         Ok(u16::from_le_bytes(b))
     }
 
+    fn testdev_sid(&self) -> u32 {
+        TESTDEV_SOURCE
+    }
+
     fn expected_config(&self) -> Option<Smmuv3Config> {
-        Some(self.cfg.clone())
+        M::expected_config(&self.cfg)
+    }
+
+    fn iommu_options(&self) -> Option<String> {
+        M::iommu_options(&self.cfg)
+    }
+
+    fn iommu_permitted_ranges(&self, source: u32) -> Option<Vec<(u64, u64)>> {
+        self.model.permitted_iova_ranges(source)
+    }
+}
+
+/// The SMMUv3: no EEH, its exact configuration is what the suite expects.
+impl HostModel for Smmuv3 {
+    type Config = Smmuv3Config;
+
+    fn build(cfg: Smmuv3Config, mem: Arc<dyn DmaMemory>, irq: Arc<dyn InterruptSink>) -> Self {
+        Smmuv3::new(cfg, mem, irq)
+    }
+
+    fn reg_read(&self, off: u64, data: &mut [u8]) {
+        self.mmio_read(off, data);
+    }
+
+    fn reg_write(&self, off: u64, data: &[u8]) {
+        self.mmio_write(off, data);
+    }
+
+    fn option_string(cfg: &Smmuv3Config) -> String {
+        cfg.option_string()
+    }
+
+    fn expected_config(cfg: &Smmuv3Config) -> Option<Smmuv3Config> {
+        Some(cfg.clone())
     }
 }
 

@@ -428,7 +428,7 @@ mod tests {
         use crate::bringup::smmuv3::driver::{Driver, Options};
         use crate::bringup::smmuv3::monitor::Nested;
         let b = HostBackend::new(cfg.parse().unwrap()).unwrap();
-        let unit = vmm::iommus::IommuUnit::Smmuv3(b.smmu.clone());
+        let unit = vmm::iommus::IommuUnit::Smmuv3(b.model.clone());
         let mut d = Driver::probe(Box::new(b)).unwrap();
         d.bring_up(Options::default()).unwrap();
         let n = Nested::install(&mut d).unwrap();

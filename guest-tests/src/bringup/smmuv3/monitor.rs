@@ -306,7 +306,7 @@ mod tests {
 
     fn driver(cfg: Smmuv3Config) -> (Driver, std::sync::Arc<iommu::smmuv3::Smmuv3>) {
         let b = HostBackend::new(cfg).unwrap();
-        let smmu = b.smmu.clone();
+        let smmu = b.model.clone();
         let mut d = Driver::probe(Box::new(b)).unwrap();
         d.bring_up(Options::default()).unwrap();
         (d, smmu)
