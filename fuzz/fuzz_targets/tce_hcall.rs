@@ -8,7 +8,7 @@
 //! Checks: no panic; only architected statuses (H_SUCCESS, H_HARDWARE, H_FUNCTION, H_PARAMETER,
 //! H_NO_MEM; RTAS 0, -1, -3) and the right number of return values; caching on and off identical
 //! (statuses, H_GET_TCE values, translations, faults, lookups, EEH state, registers); the
-//! permitted ranges are always exactly the union of the enabled windows (at most two, never
+//! permitted ranges are always exactly the enabled windows, one range each (at most two, never
 //! overlapping); a reference model of the argument checks (LIOBN, IOBA alignment and bounds,
 //! npages, TCE alignment / RAM / pool, list alignment and RAM) predicts every H_PARAMETER; H_GET_TCE
 //! returns the last value H_PUT_TCE / H_STUFF_TCE / H_PUT_TCE_INDIRECT stored (0 for untouched
@@ -65,6 +65,9 @@ impl Harness {
     /// for H_PARAMETER.
     fn target(&self, liobn: u64, ioba: u64, npages: u64) -> Option<(WindowInfo, u64)> {
         let w = self.window(liobn)?;
+        // Only hypervisor windows take hcalls (this harness never touches the hardware view, so
+        // every window is one: checked here).
+        assert!(w.hypervisor, "{w:x?}");
         let page = 1u64 << w.page_shift;
         if ioba & (page - 1) != 0 || ioba < w.base {
             return None;

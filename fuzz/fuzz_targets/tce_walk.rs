@@ -3,8 +3,9 @@
 //! fuzz-built big-endian tables (1 to 5 levels, non-leaf pointers to fresh tables, to tables already
 //! in use — loops back to upper levels and to the other window's table —, outside RAM, or anything;
 //! leaf TCEs with any permissions, misaligned addresses and stray bits), garbage memory and MMIO
-//! writes, TCE_KILL (all, or by IOBA range), PE resets, a few hypercalls on the guest's windows, and
-//! DMA. Two units over two identical memories, caching on and off, run every step in lockstep.
+//! writes, TCE_KILL (all, or by IOBA range), PE resets, a few hypercalls (refused on the guest's
+//! windows, which are not hypervisor tables), and DMA. Two units over two identical memories,
+//! caching on and off, run every step in lockstep.
 //!
 //! Cache discipline (what a correct guest does): every table change is followed by a TCE_KILL —
 //! an IOBA range kill of just the changed page while the tables are "clean" (only fresh level
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 
 use common::{config, request, Input, Pair};
 use iommu::tce::eeh::reason;
-use iommu::tce::hcall::{H_GET_TCE, H_PUT_TCE, H_STUFF_TCE};
+use iommu::tce::hcall::{H_GET_TCE, H_PARAMETER, H_PUT_TCE, H_STUFF_TCE};
 use iommu::tce::regs::{self, TveCfg};
 use iommu::tce::window::DMA64_START;
 use iommu::Access;
@@ -78,6 +79,8 @@ struct Harness {
     /// Leaf TCEs written while clean: (window, index) -> TCE.
     leaves: HashMap<(usize, u64), u64>,
     iovas: Vec<u64>,
+    /// Windows handed to the hardware view (a TVE_CFG write reached them): they take no hcalls.
+    handed: [bool; 2],
 }
 
 impl Harness {
@@ -164,8 +167,8 @@ impl Harness {
         let halves = inp.u8() % 4 == 3;
         let write = |p: &Pair, reg: u64, v: u64| {
             if halves {
-                // The high half first: the low half of TVE_CFG holds ENABLE (a later write of the
-                // high half rewrites the register from its read-back, ENABLE clear if refused).
+                // The high half first (TVE_CFG's reserved high half ignores 4-byte writes, so the
+                // order only matters for the other registers' read-back merge).
                 p.w32(off + reg + 4, (v >> 32) as u32);
                 p.w32(off + reg, v as u32);
             } else {
@@ -173,6 +176,7 @@ impl Harness {
             }
         };
         write(&self.p, regs::TVE_CFG, 0);
+        self.handed[w] = true;
         write(&self.p, regs::TVE_TABLE, table);
         write(&self.p, regs::TVE_BASE, base);
         write(&self.p, regs::TVE_SIZE, size);
@@ -398,6 +402,14 @@ impl Harness {
             let mut b = vec![0u8; len];
             self.p.a.mmio_read(off, &mut b);
             self.p.wraw(off, &data);
+            // A write that reaches TVE_CFG bits 31:0 (8 bytes, or the low half) hands the window
+            // to the hardware view; the reserved high half alone is ignored.
+            for w in 0..2 {
+                let cfg = regs::TVE_BASE_OFFSET + regs::TVE_STRIDE * w as u64 + regs::TVE_CFG;
+                if off == cfg && matches!(len, 4 | 8) {
+                    self.handed[w] = true;
+                }
+            }
         }
         self.p.kill_all();
         for (w, slot) in self.p.a.windows().iter().enumerate() {
@@ -409,8 +421,9 @@ impl Harness {
         self.p.check_eeh();
     }
 
-    /// A hypercall on the guest's windows (the hypervisor writes the guest's table), then a kill-all
-    /// (the hcall updates only the TCE it wrote: aliased tables need the kill).
+    /// A hypercall on either window: refused (H_PARAMETER) on a window the guest programmed; on a
+    /// default window still the hypervisor's, it writes the pool (any npages: the work is bounded
+    /// by the pool). Then a kill-all.
     fn hcall(&mut self, inp: &mut Input) {
         let liobn = 0x8000_0000 | u64::from(inp.u8() & 1);
         let ioba = match self.window(inp) {
@@ -422,14 +435,24 @@ impl Harness {
             1 => DATA | 3,
             _ => inp.u64(),
         };
+        let npages = match inp.u8() % 4 {
+            0 => inp.u64(),
+            1 => 1u64 << inp.below(46),
+            _ => inp.below(64),
+        };
         let r = match inp.u8() % 3 {
             0 => self.p.hcall(H_PUT_TCE, &[liobn, ioba, tce]),
             1 => self.p.hcall(H_GET_TCE, &[liobn, ioba]),
-            _ => self
-                .p
-                .hcall(H_STUFF_TCE, &[liobn, ioba, tce, inp.below(64)]),
+            _ => self.p.hcall(H_STUFF_TCE, &[liobn, ioba, tce, npages]),
         };
-        let _ = r;
+        // Only hypervisor windows take hcalls: one the guest programmed through the hardware view
+        // (its table is the guest's) is refused with H_PARAMETER, whatever the arguments.
+        let w = (liobn & 1) as usize;
+        let info = self.p.a.windows()[w];
+        assert_eq!(info.hypervisor, !self.handed[w], "window {w}: {info:x?}");
+        if self.handed[w] {
+            assert_eq!(r, [H_PARAMETER as u64], "hcall on hardware-view window {w}");
+        }
         self.clean = false;
         self.p.kill_all();
     }
@@ -449,6 +472,7 @@ fuzz_target!(|data: &[u8]| {
         clean: true,
         leaves: HashMap::new(),
         iovas: Vec::new(),
+        handed: [false; 2],
     };
     h.p.check_eeh();
     for _ in 0..OPS {
