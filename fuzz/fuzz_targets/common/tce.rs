@@ -284,7 +284,10 @@ impl Pair {
             assert!(liobns.len() <= 2 && (liobns.len() < 2 || liobns[0] != liobns[1]));
             let r = t.permitted_ranges(0x18);
             // One range per window, even when two touch (a mapping cannot cross LIOBNs).
-            assert_eq!(r, PermittedRanges::from_separate_windows(ws.iter().copied()));
+            assert_eq!(
+                r,
+                PermittedRanges::from_separate_windows(ws.iter().copied())
+            );
             assert_eq!(r.windows().len(), ws.len(), "{ws:x?} -> {r}");
             assert_eq!(r, t.permitted_ranges(0x20), "one PE: every source alike");
         }
