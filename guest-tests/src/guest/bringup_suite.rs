@@ -172,7 +172,9 @@ mod tests {
         use crate::bringup::devmem::{SMMU_BASE, TCE_BASE};
         use crate::bringup::{smmuv3, tce};
         type RunCase = fn(&Context, &str) -> Report;
-        let suites: [(&[&str], Vec<&str>, RunCase, Context, &str); 2] = [
+        /// Registered test names, the suite's case names, its runner, a context, and one case to run.
+        type Suite<'a> = (&'a [&'a str], Vec<&'a str>, RunCase, Context, &'a str);
+        let suites: [Suite; 2] = [
             (
                 super::super::smmuv3::REGISTERED,
                 smmuv3::suite::CASES.iter().map(|c| c.name).collect(),
