@@ -177,3 +177,24 @@ fn bringup_rejects_a_bad_script_in_one_line() {
     assert_one_error_line(&out, "bring-up script");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The seed email's POWER example is the TCE default: `iovmm debug ranges --iommu tce` prints its two windows.
+#[test]
+fn debug_ranges_prints_the_seed_tce_windows() {
+    let out = iovmm(&["debug", "ranges", "--iommu", "tce"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let windows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        windows,
+        vec![
+            vec!["0x0", "..=", "0x3fffffff"],
+            vec!["0x800000000000000", "..=", "0x8001fffffffffff"],
+        ],
+        "{stdout}"
+    );
+}
