@@ -182,6 +182,11 @@ pub fn s2_translate(
     }
 }
 
+/// Whether `addr` is below 2^`bits` (any address is, for 64 bits or more).
+fn fits(addr: u64, bits: u32) -> bool {
+    addr.checked_shr(bits).unwrap_or(0) == 0
+}
+
 /// The stage 1 walk of `iova` under `cd`, with its table addresses (and output) translated by stage
 /// 2 when `s2` is given. Returns the stage 1 outcome and, nested, the stage 2 outcome of its output.
 fn s1_walk(
@@ -194,9 +199,11 @@ fn s1_walk(
     let ia0 = 64 - u32::from(cd.t0sz.min(63));
     let ia1 = 64 - u32::from(cd.t1sz.min(63));
     // TTB0 covers [0, 2^(64-T0SZ)), TTB1 [2^64 - 2^(64-T1SZ), 2^64) (§5.4; TBI is not modelled).
-    let (cfg, input) = if iova >> ia0 == 0 {
+    // T0SZ/T1SZ = 0 give a 64-bit range: a shift by 64 would overflow, hence `fits` (a CD whose EPDx
+    // disables a range is not rejected for that range's TxSZ, so any value reaches here).
+    let (cfg, input) = if fits(iova, ia0) {
         (cd.ttb0.as_ref(), iova)
-    } else if ia1 < 64 && (!iova) >> ia1 == 0 {
+    } else if ia1 < 64 && fits(!iova, ia1) {
         (cd.ttb1.as_ref(), iova & ((1u64 << ia1) - 1))
     } else {
         (None, iova)
@@ -206,7 +213,7 @@ fn s1_walk(
         // fault.
         let mut e = ctx.event(F_TRANSLATION);
         e.class = EventClass::In;
-        let bits = if iova >> ia0 == 0 { ia0 } else { ia1 };
+        let bits = if fits(iova, ia0) { ia0 } else { ia1 };
         ctx.skip = Some(1u64 << bits.min(63));
         return Err(Failure::event(e, cd.record));
     };

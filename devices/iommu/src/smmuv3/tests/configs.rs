@@ -363,3 +363,30 @@ fn permitted_ranges_ttb1_and_reserved_holes() {
         0x10
     );
 }
+
+/// Regression (fuzz `smmuv3_ste_cd`): a CD whose disabled range has TxSZ = 0 (a 64-bit range) made the
+/// TTB0/TTB1 range selection shift by 64. Any TxSZ must give an architected answer: with both walks
+/// disabled every address is a stage 1 translation fault (EPDx, §5.4).
+#[test]
+fn cd_with_zero_txsz_and_disabled_walks_faults() {
+    let rig = Rig::new(Smmuv3Config::default());
+    rig.bringup(false);
+    let cd = rig.alloc(64);
+    for (t0sz, t1sz) in [(0u64, 0u64), (0, 25), (16, 0)] {
+        // EPD0 (bit 14) and EPD1 (bit 30) set: neither range may walk.
+        let w0 = (cd0(1) & !0x3f & !(0x3f << 16)) | t0sz | t1sz << 16 | 1 << 14 | 1 << 30;
+        rig.write_words(cd, &[w0, 0, 0]);
+        rig.write_ste(0x18, [ste0(0b101) | cd, 0, 0, 0, 0, 0, 0, 0]);
+        rig.cmd(0x4, 31); // CFGI_ALL
+        rig.sync();
+        for iova in [0, 0x1234_5000, 1 << 63, u64::MAX] {
+            let e = rig.translate(0x18, None, iova, Access::Read).unwrap_err();
+            assert_eq!(e.reason, 0x10, "T0SZ {t0sz} T1SZ {t1sz} IOVA {iova:#x}");
+            let l = rig.smmu.lookup(0x18, None, iova, Access::Read);
+            assert!(
+                matches!(l.result, LookupResult::Event { id: 0x10, .. }),
+                "{l:?}"
+            );
+        }
+    }
+}
