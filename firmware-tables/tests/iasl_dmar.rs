@@ -9,12 +9,10 @@
 mod common;
 
 use common::{
-    assert_same_data_table, disassemble, field, fields, platform, recompile, scratch_dir,
-    write_tables, LIMIT, RSDP_ADDR,
+    assert_same_data_table, cross_check_extra_table, disassemble_table, field, fields, recompile,
+    scratch_dir,
 };
-use firmware_tables::acpi::{
-    build_acpi, build_dmar, table_files, DeviceScope, DmarConfig, Drhd, Rmrr,
-};
+use firmware_tables::acpi::{build_dmar, DeviceScope, DmarConfig, Drhd, Rmrr};
 
 /// The unit the VMM models: one INCLUDE_PCI_ALL DRHD at 0xFED9_0000 with the I/O APIC (MADT id 0) at FF:00.0,
 /// interrupt remapping and platform opt-in reported (flags 0x05), and one RMRR for a device at 00:05.0. The
@@ -124,42 +122,7 @@ fn full_dmar() -> DmarConfig {
 #[test]
 fn vmm_dmar_is_listed_and_decodes() {
     let dmar = build_dmar(&vmm_dmar()).expect("VMM DMAR builds");
-    let mut p = platform();
-    p.extra_tables = vec![dmar.clone()];
-    let t = build_acpi(&p, RSDP_ADDR, LIMIT).expect("build_acpi accepts the DMAR");
-    let placed = t
-        .tables
-        .iter()
-        .find(|x| x.signature == "DMAR")
-        .expect("DMAR placed");
-    assert_eq!(placed.bytes, dmar, "passed through as is");
-
-    let dir = scratch_dir("dmar");
-    write_tables(&t, &dir);
-    for (name, bytes) in table_files(&t) {
-        if name == "RSDP.dat" {
-            continue; // see tests/iasl.rs
-        }
-        let dsl = disassemble(&dir, &name);
-        assert!(!dsl.contains("Incorrect"), "{name}:\n{dsl}");
-        assert!(
-            !dsl.contains("**** "),
-            "{name} has iasl annotations:\n{dsl}"
-        );
-        if name != "DSDT.dat" {
-            assert_same_data_table(&name, &recompile(&dir, &name), bytes);
-        }
-    }
-
-    let xsdt = std::fs::read_to_string(dir.join("XSDT.dsl")).unwrap();
-    let dmar_addr = format!("{:016X}", placed.address);
-    assert_eq!(
-        field(&xsdt, "ACPI Table Address   3"),
-        Some(dmar_addr.as_str()),
-        "XSDT lists the DMAR after FACP, APIC, MCFG:\n{xsdt}"
-    );
-
-    let dsl = std::fs::read_to_string(dir.join("DMAR.dsl")).unwrap();
+    let (dir, dsl) = cross_check_extra_table(dmar, "DMAR");
     assert_eq!(field(&dsl, "Signature"), Some("\"DMAR\""));
     assert_eq!(field(&dsl, "Revision"), Some("01"));
     assert_eq!(field(&dsl, "Oem ID"), Some("\"IOVMM"));
@@ -194,12 +157,7 @@ fn vmm_dmar_is_listed_and_decodes() {
 fn every_structure_and_scope_kind_decodes_and_recompiles() {
     let bytes = build_dmar(&full_dmar()).expect("full DMAR builds");
     let dir = scratch_dir("dmar-full");
-    std::fs::write(dir.join("DMAR.dat"), &bytes).unwrap();
-    let dsl = disassemble(&dir, "DMAR.dat");
-    assert!(
-        !dsl.contains("Incorrect") && !dsl.contains("**** "),
-        "{dsl}"
-    );
+    let dsl = disassemble_table(&dir, "DMAR.dat", &bytes);
 
     assert_eq!(field(&dsl, "Host Address Width"), Some("26"), "39 - 1");
     assert_eq!(fields(&dsl, "Flags"), ["03", "00", "01"]);
@@ -267,12 +225,7 @@ fn multi_page_register_set_decodes() {
     cfg.units[0].size_log2_pages = 3;
     let bytes = build_dmar(&cfg).expect("builds");
     let dir = scratch_dir("dmar-size");
-    std::fs::write(dir.join("DMAR.dat"), &bytes).unwrap();
-    let dsl = disassemble(&dir, "DMAR.dat");
-    assert!(
-        !dsl.contains("Incorrect") && !dsl.contains("**** "),
-        "{dsl}"
-    );
+    let dsl = disassemble_table(&dir, "DMAR.dat", &bytes);
     // First DRHD at 48: Flags at 52, Size at 53 (section 8.3).
     assert_eq!(value_at(&dsl, 52), Some("00"), "{dsl}");
     assert_eq!(value_at(&dsl, 53), Some("03"), "{dsl}");

@@ -4,73 +4,24 @@
 //! - the disassembly recompiles without errors or warnings into the same bytes;
 //! - a table with several nodes of each kind and every optional field does the same.
 //!
-//! Without `iasl` the tests say so and pass (CI installs acpica-tools).
+//! Without `iasl` they fail, like the DMAR cross-check (CI installs acpica-tools).
 
 mod common;
 
-use std::process::Command;
-
 use common::{
-    assert_same_data_table, disassemble, field, fields, platform, recompile, scratch_dir,
-    write_tables, LIMIT, RSDP_ADDR,
+    assert_same_data_table, cross_check_extra_table, disassemble_table, field, fields, recompile,
+    scratch_dir,
 };
 use firmware_tables::acpi::{
-    build_acpi, build_iort, table_files, IdMapping, IortConfig, IortItsGroup, IortRootComplex,
-    NodeRef,
+    build_iort, IdMapping, IortConfig, IortItsGroup, IortRootComplex, NodeRef,
 };
 
 const SMMU_BASE: u64 = 0xFEA0_0000;
 
-fn have_iasl() -> bool {
-    if Command::new("iasl").arg("-v").output().is_ok() {
-        return true;
-    }
-    // Like the DMAR cross-check: a missing tool is a failure, not a silent skip (CI installs acpica-tools).
-    panic!("`iasl` is not installed: apt-get install acpica-tools");
-}
-
 #[test]
 fn vmm_iort_is_listed_and_decodes() {
-    if !have_iasl() {
-        return;
-    }
     let iort = build_iort(&IortConfig::single_smmuv3(SMMU_BASE, 16)).expect("VMM IORT builds");
-    let mut p = platform();
-    p.extra_tables = vec![iort.clone()];
-    let t = build_acpi(&p, RSDP_ADDR, LIMIT).expect("build_acpi accepts the IORT");
-    let placed = t
-        .tables
-        .iter()
-        .find(|x| x.signature == "IORT")
-        .expect("IORT placed");
-    assert_eq!(placed.bytes, iort, "passed through as is");
-
-    let dir = scratch_dir("iort");
-    write_tables(&t, &dir);
-    for (name, bytes) in table_files(&t) {
-        if name == "RSDP.dat" {
-            continue; // see tests/iasl.rs
-        }
-        let dsl = disassemble(&dir, &name);
-        assert!(!dsl.contains("Incorrect"), "{name}:\n{dsl}");
-        assert!(
-            !dsl.contains("**** "),
-            "{name} has iasl annotations:\n{dsl}"
-        );
-        if name != "DSDT.dat" {
-            assert_same_data_table(&name, &recompile(&dir, &name), bytes);
-        }
-    }
-
-    let xsdt = std::fs::read_to_string(dir.join("XSDT.dsl")).unwrap();
-    let iort_addr = format!("{:016X}", placed.address);
-    assert_eq!(
-        field(&xsdt, "ACPI Table Address   3"),
-        Some(iort_addr.as_str()),
-        "XSDT lists the IORT after FACP, APIC, MCFG:\n{xsdt}"
-    );
-
-    let dsl = std::fs::read_to_string(dir.join("IORT.dsl")).unwrap();
+    let (dir, dsl) = cross_check_extra_table(iort, "IORT");
     assert_eq!(field(&dsl, "Signature"), Some("\"IORT\""));
     assert_eq!(field(&dsl, "Oem ID"), Some("\"IOVMM"));
     assert_eq!(field(&dsl, "Oem Table ID"), Some("\"IOVMMTBL\""));
@@ -188,17 +139,9 @@ fn full_iort() -> IortConfig {
 
 #[test]
 fn every_node_kind_and_option_decodes_and_recompiles() {
-    if !have_iasl() {
-        return;
-    }
     let bytes = build_iort(&full_iort()).expect("full IORT builds");
     let dir = scratch_dir("iort-full");
-    std::fs::write(dir.join("IORT.dat"), &bytes).unwrap();
-    let dsl = disassemble(&dir, "IORT.dat");
-    assert!(
-        !dsl.contains("Incorrect") && !dsl.contains("**** "),
-        "{dsl}"
-    );
+    let dsl = disassemble_table(&dir, "IORT.dat", &bytes);
 
     assert_eq!(field(&dsl, "Node Count"), Some("00000006"));
     assert_eq!(fields(&dsl, "Type"), ["00", "00", "04", "04", "02", "02"]);

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use firmware_tables::acpi::{table_files, AcpiPlatform, AcpiTables, IoApic, PciHostBridge};
+use firmware_tables::acpi::{
+    build_acpi, table_files, AcpiPlatform, AcpiTables, IoApic, PciHostBridge,
+};
 
 pub const RSDP_ADDR: u64 = 0xE_0000;
 pub const LIMIT: u64 = 0x2_0000;
@@ -139,4 +141,62 @@ pub fn assert_same_data_table(name: &str, recompiled: &[u8], original: &[u8]) {
             assert_eq!(a, b, "{name} differs at byte {i}");
         }
     }
+}
+
+/// [`disassemble`], and iasl marked nothing in the result as incorrect or annotated (`****`).
+pub fn disassemble_clean(dir: &Path, file: &str) -> String {
+    let dsl = disassemble(dir, file);
+    assert!(!dsl.contains("Incorrect"), "{file}:\n{dsl}");
+    assert!(
+        !dsl.contains("**** "),
+        "{file} has iasl annotations:\n{dsl}"
+    );
+    dsl
+}
+
+/// Writes `bytes` as `dir/file` and returns its [`disassemble_clean`] disassembly.
+#[allow(dead_code)] // each tests/iasl*.rs compiles this module; not all of them use every helper
+pub fn disassemble_table(dir: &Path, file: &str, bytes: &[u8]) -> String {
+    std::fs::write(dir.join(file), bytes).unwrap();
+    disassemble_clean(dir, file)
+}
+
+/// The sample platform with `table` as its one extra ACPI table: `build_acpi` places it unchanged, every table
+/// of the set disassembles cleanly and (but the DSDT, and the RSDP: see tests/iasl.rs) recompiles to the same
+/// bytes, and the XSDT lists it as entry 3 (after FACP, APIC, MCFG). Returns the scratch directory and the
+/// table's disassembly.
+#[allow(dead_code)] // see disassemble_table
+pub fn cross_check_extra_table(table: Vec<u8>, signature: &str) -> (PathBuf, String) {
+    let mut p = platform();
+    p.extra_tables = vec![table.clone()];
+    let t = build_acpi(&p, RSDP_ADDR, LIMIT)
+        .unwrap_or_else(|e| panic!("build_acpi refuses the {signature}: {e}"));
+    let placed = t
+        .tables
+        .iter()
+        .find(|x| x.signature == signature)
+        .unwrap_or_else(|| panic!("{signature} not placed"));
+    assert_eq!(placed.bytes, table, "passed through as is");
+
+    let dir = scratch_dir(&signature.to_ascii_lowercase());
+    write_tables(&t, &dir);
+    for (name, bytes) in table_files(&t) {
+        if name == "RSDP.dat" {
+            continue; // see tests/iasl.rs
+        }
+        disassemble_clean(&dir, &name);
+        if name != "DSDT.dat" {
+            assert_same_data_table(&name, &recompile(&dir, &name), bytes);
+        }
+    }
+
+    let xsdt = std::fs::read_to_string(dir.join("XSDT.dsl")).unwrap();
+    let addr = format!("{:016X}", placed.address);
+    assert_eq!(
+        field(&xsdt, "ACPI Table Address   3"),
+        Some(addr.as_str()),
+        "XSDT lists the {signature} after FACP, APIC, MCFG:\n{xsdt}"
+    );
+    let dsl = std::fs::read_to_string(dir.join(format!("{signature}.dsl"))).unwrap();
+    (dir, dsl)
 }
