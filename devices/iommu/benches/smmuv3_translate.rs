@@ -28,16 +28,16 @@
 //!   CD (8 dwords) and walks 4 levels. This is the full cost of a translation from scratch (the
 //!   caching=off SMMU gives the same answers; the model's tests check it).
 
-use std::cell::Cell;
-use std::hint::black_box;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
+use std::sync::Arc;
+
+use common::Counters;
 use criterion::{criterion_group, criterion_main, Criterion};
 use iommu::mem::TestMemory;
 use iommu::smmuv3::regs::*;
-use iommu::smmuv3::{Smmuv3, Smmuv3Stats};
-use iommu::{Access, DmaMemory, DmaPort, DmaRequest, InterruptSink, Translation};
+use iommu::smmuv3::Smmuv3;
+use iommu::{Access, DmaMemory, DmaPort, DmaRequest, Translation};
 
 /// 32 MiB of guest RAM: queues and the stream table low, tables from 1 MiB, data pages from 24 MiB.
 const RAM: u64 = 0x200_0000;
@@ -67,13 +67,6 @@ const S1_RW: u64 = AF | 1 << 6;
 /// Stage 2 S2AP = read/write.
 const S2_RW: u64 = AF | 3 << 6;
 
-/// The SMMU's own interrupts go nowhere (the cases never fault).
-struct NoIrq;
-
-impl InterruptSink for NoIrq {
-    fn msi(&self, _address: u64, _data: u32) {}
-}
-
 /// An SMMU over its own memory, brought up like Linux.
 struct Bench {
     smmu: Smmuv3,
@@ -90,7 +83,7 @@ impl Bench {
         )
         .parse()
         .expect("bench option string");
-        let smmu = Smmuv3::new(cfg, mem.clone(), Arc::new(NoIrq));
+        let smmu = Smmuv3::new(cfg, mem.clone(), Arc::new(common::NoIrq));
         let b = Self {
             smmu,
             mem,
@@ -242,8 +235,13 @@ impl Bench {
             .expect("bench mapping translates")
     }
 
-    fn stats(&self) -> Smmuv3Stats {
-        self.smmu.stats()
+    fn counters(&self) -> Counters {
+        let s = self.smmu.stats();
+        Counters {
+            translations: s.translations,
+            walks: s.walks,
+            hits: s.tlb_hits,
+        }
     }
 }
 
@@ -255,47 +253,15 @@ fn s2_ste2(vmid: u32) -> u64 {
 /// Times `translate(sid, iova)` for the same IOVA every call; checks the counters show hits only
 /// (`hit`) or a walk per call.
 fn same_page(c: &mut Criterion, name: &str, b: &Bench, sid: u32, iova: u64, hit: bool) {
-    // In the TLB (when caching) before the clock starts, whatever ran before.
-    b.translate(sid, iova);
-    let before = b.stats();
-    c.bench_function(name, |bn| {
-        bn.iter(|| black_box(b.translate(black_box(sid), black_box(iova))))
-    });
-    let after = b.stats();
-    let calls = after.translations - before.translations;
-    if hit {
-        assert_eq!(after.walks, before.walks, "{name}: hits never walk");
-        assert_eq!(after.tlb_hits - before.tlb_hits, calls, "{name}: TLB hits");
-    } else {
-        assert_eq!(
-            after.walks - before.walks,
-            calls,
-            "{name}: every call walks"
-        );
-    }
+    common::same_page(c, name, || b.translate(sid, iova), || b.counters(), hit);
 }
 
 /// Times translations sweeping `SWEEP` leaves of 2^`shift` bytes from IOVA_SWEEP in order (twice the
 /// TLB capacity: every call misses); checks every call walked.
 fn sweep(c: &mut Criterion, name: &str, b: &Bench, sid: u32, shift: u32) {
     // From leaf 1: map_sweep's checks just put leaves 0 and SWEEP - 1 in the TLB.
-    let i = Cell::new(1u64);
-    let before = b.stats();
-    c.bench_function(name, |bn| {
-        bn.iter(|| {
-            let n = i.get();
-            i.set((n + 1) % SWEEP);
-            black_box(b.translate(sid, black_box(IOVA_SWEEP + (n << shift))))
-        })
-    });
-    let after = b.stats();
-    let calls = after.translations - before.translations;
-    assert_eq!(
-        after.walks - before.walks,
-        calls,
-        "{name}: every call walks"
-    );
-    assert_eq!(after.tlb_hits, before.tlb_hits, "{name}: no TLB hit");
+    let translate = |n: u64| b.translate(sid, IOVA_SWEEP + (n << shift));
+    common::sweep(c, name, 1, SWEEP, translate, || b.counters());
 }
 
 /// Maps the sweep's leaves (all onto DATA) and checks the first and last translate.
@@ -375,16 +341,9 @@ fn bench_translate(c: &mut Criterion) {
     same_page(c, "translate/nocache/s1_4k", &o, SID_S1, IOVA_4K, false);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(50)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_translate
 }
 criterion_main!(benches);

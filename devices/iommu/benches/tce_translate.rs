@@ -24,18 +24,20 @@
 //! - `put_tce_indirect_512`: H_PUT_TCE_INDIRECT of a 512-entry list (one page), cycling over 16
 //!   list-sized ranges of the same window: all 512 TCEs checked, then written.
 
+mod common;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::Counters;
 use criterion::{criterion_group, criterion_main, Criterion};
 use iommu::mem::TestMemory;
 use iommu::tce::hcall::{H_GET_TCE, H_PUT_TCE, H_PUT_TCE_INDIRECT};
 use iommu::tce::regs::{self, TveCfg};
 use iommu::tce::window::{DMA64_START, LIOBNS};
 use iommu::tce::{Tce, TceStats};
-use iommu::{Access, DmaMemory, DmaPort, DmaRequest, InterruptSink, Translation};
+use iommu::{Access, DmaMemory, DmaPort, DmaRequest, Translation};
 
 /// 32 MiB of guest RAM: hardware-view tables from 1 MiB, the TCE list at 15 MiB, the hypervisor's
 /// pool at 16 MiB (4 MiB), data pages from 24 MiB (2 MiB aligned).
@@ -50,13 +52,6 @@ const SWEEP: u64 = 8192;
 const HW_BASE: u64 = 0x4000_0000;
 
 const TCE_RW: u64 = 3;
-
-/// The unit raises no interrupts.
-struct NoIrq;
-
-impl InterruptSink for NoIrq {
-    fn msi(&self, _address: u64, _data: u32) {}
-}
 
 struct Bench {
     tce: Tce,
@@ -73,7 +68,7 @@ impl Bench {
         )
         .parse()
         .expect("bench option string");
-        let tce = Tce::new(cfg, mem.clone(), Arc::new(NoIrq));
+        let tce = Tce::new(cfg, mem.clone(), Arc::new(common::NoIrq));
         Self {
             tce,
             mem,
@@ -162,27 +157,20 @@ impl Bench {
     fn stats(&self) -> TceStats {
         self.tce.stats()
     }
+
+    fn counters(&self) -> Counters {
+        let s = self.stats();
+        Counters {
+            translations: s.translations,
+            walks: s.walks,
+            hits: s.cache_hits,
+        }
+    }
 }
 
 /// Times `translate(iova)` for the same IOVA every call; checks hits only (`hit`) or a walk per call.
 fn same_page(c: &mut Criterion, name: &str, b: &Bench, iova: u64, hit: bool) {
-    b.translate(iova);
-    let before = b.stats();
-    c.bench_function(name, |bn| {
-        bn.iter(|| black_box(b.translate(black_box(iova))))
-    });
-    let after = b.stats();
-    let calls = after.translations - before.translations;
-    if hit {
-        assert_eq!(after.walks, before.walks, "{name}: hits never walk");
-        assert_eq!(after.cache_hits - before.cache_hits, calls, "{name}");
-    } else {
-        assert_eq!(
-            after.walks - before.walks,
-            calls,
-            "{name}: every call walks"
-        );
-    }
+    common::same_page(c, name, || b.translate(iova), || b.counters(), hit);
 }
 
 /// Times translations sweeping `SWEEP` pages of 2^`shift` bytes from `base` in order; checks every
@@ -190,23 +178,8 @@ fn same_page(c: &mut Criterion, name: &str, b: &Bench, iova: u64, hit: bool) {
 fn sweep(c: &mut Criterion, name: &str, b: &Bench, base: u64, shift: u32) {
     // An empty TCE cache first (TCE_KILL all): earlier checks and cases left pages in it.
     b.w64(regs::TCE_KILL, regs::KILL_ALL);
-    let i = Cell::new(0u64);
-    let before = b.stats();
-    c.bench_function(name, |bn| {
-        bn.iter(|| {
-            let n = i.get();
-            i.set((n + 1) % SWEEP);
-            black_box(b.translate(black_box(base + (n << shift))))
-        })
-    });
-    let after = b.stats();
-    let calls = after.translations - before.translations;
-    assert_eq!(
-        after.walks - before.walks,
-        calls,
-        "{name}: every call walks"
-    );
-    assert_eq!(after.cache_hits, before.cache_hits, "{name}: no cache hit");
+    let translate = |n: u64| b.translate(base + (n << shift));
+    common::sweep(c, name, 0, SWEEP, translate, || b.counters());
 }
 
 /// A hardware-view window of `SWEEP` 4 KiB pages, each mapped to its own data page; checks the ends.
@@ -315,16 +288,9 @@ fn bench_hcall(c: &mut Criterion) {
     );
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(50)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_translate, bench_hcall
 }
 criterion_main!(benches);

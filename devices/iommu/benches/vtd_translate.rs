@@ -39,16 +39,15 @@
 //! - `vtd_cached`: scalable aw=48, caching=on (both translations IOTLB hits).
 //! - `vtd_uncached`: scalable aw=48, caching=off (two full lookups per copy).
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use iommu::mem::TestMemory;
 use iommu::vtd::{regs, Vtd, VtdStats};
-use iommu::{
-    Access, DmaAccessor, DmaMemory, DmaPort, DmaRequest, IdentityPort, InterruptSink, Translation,
-};
+use iommu::{Access, DmaAccessor, DmaMemory, DmaPort, DmaRequest, IdentityPort, Translation};
 
 /// 16 MiB of guest RAM; tables are allocated from 1 MiB, data pages live from 8 MiB.
 const RAM: u64 = 0x100_0000;
@@ -62,13 +61,6 @@ const IOVA_4K: u64 = 0x12_3456_7000;
 const IOVA_2M: u64 = 0x20_0040_0000;
 const IOVA_SWEEP: u64 = 0x40_0000_0000;
 const SWEEP_PAGES: u64 = 4096;
-
-/// Fault and invalidation-completion interrupts go nowhere (the cases never fault).
-struct NoIrq;
-
-impl InterruptSink for NoIrq {
-    fn msi(&self, _address: u64, _data: u32) {}
-}
 
 /// A unit over its own memory, brought up like Linux, with one device mapped.
 struct Bench {
@@ -84,7 +76,7 @@ impl Bench {
     fn new(opts: &str) -> Self {
         let mem = Arc::new(TestMemory::new(RAM as usize));
         let cfg = opts.parse().expect("bench option string");
-        let vtd = Arc::new(Vtd::new(cfg, mem.clone(), Arc::new(NoIrq)));
+        let vtd = Arc::new(Vtd::new(cfg, mem.clone(), Arc::new(common::NoIrq)));
         let mut b = Self {
             vtd,
             mem,
@@ -458,16 +450,9 @@ fn bench_copy(c: &mut Criterion) {
     }
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(50)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_translate, bench_copy
 }
 criterion_main!(benches);
