@@ -3,6 +3,7 @@
 //! entry cache invalidations. Must never panic; results must be well formed.
 #![no_main]
 
+use iommu::RegisterWindow;
 use std::sync::Arc;
 
 use iommu::mem::TestMemory;
@@ -30,17 +31,15 @@ fn u64_at(b: &[u8]) -> u64 {
 }
 
 fn w32(vtd: &Vtd, off: u64, v: u32) {
-    vtd.mmio_write(off, &v.to_le_bytes());
+    vtd.write32(off, v);
 }
 
 fn w64(vtd: &Vtd, off: u64, v: u64) {
-    vtd.mmio_write(off, &v.to_le_bytes());
+    vtd.write64(off, v);
 }
 
 fn r32(vtd: &Vtd, off: u64) -> u32 {
-    let mut b = [0u8; 4];
-    vtd.mmio_read(off, &mut b);
-    u32::from_le_bytes(b)
+    vtd.read32(off)
 }
 
 fuzz_target!(|data: &[u8]| {

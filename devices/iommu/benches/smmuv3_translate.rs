@@ -30,6 +30,7 @@
 
 mod common;
 
+use iommu::RegisterWindow;
 use std::sync::Arc;
 
 use common::Counters;
@@ -109,17 +110,15 @@ impl Bench {
     }
 
     fn r32(&self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.smmu.mmio_read(off, &mut b);
-        u32::from_le_bytes(b)
+        self.smmu.read32(off)
     }
 
     fn w32(&self, off: u64, v: u32) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.smmu.write32(off, v);
     }
 
     fn w64(&self, off: u64, v: u64) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.smmu.write64(off, v);
     }
 
     /// Queues one command at PROD and publishes it.

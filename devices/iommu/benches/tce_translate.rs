@@ -26,6 +26,7 @@
 
 mod common;
 
+use iommu::RegisterWindow;
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -94,13 +95,11 @@ impl Bench {
     }
 
     fn w64(&self, off: u64, v: u64) {
-        self.tce.mmio_write(off, &v.to_le_bytes());
+        self.tce.write64(off, v);
     }
 
     fn r64(&self, off: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.tce.mmio_read(off, &mut b);
-        u64::from_le_bytes(b)
+        self.tce.read64(off)
     }
 
     /// Programs TVE 0 (disable, table, base, size, enable) with 4 KiB pages; returns the top table.

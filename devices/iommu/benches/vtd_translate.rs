@@ -41,6 +41,7 @@
 
 mod common;
 
+use iommu::RegisterWindow;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -104,23 +105,19 @@ impl Bench {
     }
 
     fn w32(&self, off: u64, v: u32) {
-        self.vtd.mmio_write(off, &v.to_le_bytes());
+        self.vtd.write32(off, v);
     }
 
     fn w64(&self, off: u64, v: u64) {
-        self.vtd.mmio_write(off, &v.to_le_bytes());
+        self.vtd.write64(off, v);
     }
 
     fn r32(&self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.vtd.mmio_read(off, &mut b);
-        u32::from_le_bytes(b)
+        self.vtd.read32(off)
     }
 
     fn r64(&self, off: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.vtd.mmio_read(off, &mut b);
-        u64::from_le_bytes(b)
+        self.vtd.read64(off)
     }
 
     /// intel_iommu_init -> init_dmars: QI, root table + SRTP, global invalidations through the queue

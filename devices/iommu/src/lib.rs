@@ -11,6 +11,7 @@ mod mapping;
 pub mod mem;
 mod options;
 pub mod ranges;
+pub mod registers;
 pub mod request;
 pub mod smmuv3;
 pub mod tce;
@@ -19,6 +20,7 @@ pub mod vtd;
 pub use dma::{DmaAccessor, DmaError};
 pub use mem::{DmaMemory, MemError};
 pub use ranges::{IovaWindow, PermittedRanges};
+pub use registers::RegisterWindow;
 pub use request::{
     Access, DmaFault, DmaPort, DmaRequest, IdentityPort, InterruptSink, Perms, RequestKind,
     Translation,

@@ -3,6 +3,7 @@
 //! command queue helpers, and the checks every translation and every fault must pass.
 #![allow(dead_code)]
 
+use iommu::RegisterWindow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -216,23 +217,19 @@ impl Unit {
     }
 
     pub fn r32(&self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.smmu.mmio_read(off, &mut b);
-        u32::from_le_bytes(b)
+        self.smmu.read32(off)
     }
 
     pub fn r64(&self, off: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.smmu.mmio_read(off, &mut b);
-        u64::from_le_bytes(b)
+        self.smmu.read64(off)
     }
 
     pub fn w32(&self, off: u64, v: u32) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.smmu.write32(off, v);
     }
 
     pub fn w64(&self, off: u64, v: u64) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.smmu.write64(off, v);
     }
 
     /// The output size the SMMU reports (IDR5.OAS), in bits.

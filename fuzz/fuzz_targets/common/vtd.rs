@@ -3,6 +3,7 @@
 //! translation must pass.
 #![allow(dead_code)]
 
+use iommu::RegisterWindow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -100,23 +101,19 @@ impl Unit {
     }
 
     pub fn r32(&self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.vtd.mmio_read(off, &mut b);
-        u32::from_le_bytes(b)
+        self.vtd.read32(off)
     }
 
     pub fn r64(&self, off: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.vtd.mmio_read(off, &mut b);
-        u64::from_le_bytes(b)
+        self.vtd.read64(off)
     }
 
     pub fn w32(&self, off: u64, v: u32) {
-        self.vtd.mmio_write(off, &v.to_le_bytes());
+        self.vtd.write32(off, v);
     }
 
     pub fn w64(&self, off: u64, v: u64) {
-        self.vtd.mmio_write(off, &v.to_le_bytes());
+        self.vtd.write64(off, v);
     }
 
     pub fn wr(&self, addr: u64, v: u64) {

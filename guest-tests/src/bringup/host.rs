@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use iommu::mem::{MemError, TestMemory};
 use iommu::smmuv3::{Smmuv3, Smmuv3Config};
-use iommu::{DmaAccessor, DmaMemory, DmaPort, InterruptSink};
+use iommu::{DmaAccessor, DmaMemory, DmaPort, InterruptSink, RegisterWindow};
 use pci::config::{command, reg};
 use pci::test_device::regs::REGS_BAR;
 use pci::{PciDevice, RecordingSink, TestDevice};
@@ -81,16 +81,12 @@ impl InterruptSink for RecordingIrq {
 pub const TESTDEV_SOURCE: u32 = 0x18;
 
 /// What an IOMMU model adds to [`ModelHost`].
-pub trait HostModel: DmaPort + Sized + 'static {
+pub trait HostModel: DmaPort + RegisterWindow + Sized + 'static {
     /// The model's configuration.
     type Config: Clone;
 
     /// The model over `mem`, sending interrupts outside RAM to `irq`.
     fn build(cfg: Self::Config, mem: Arc<dyn DmaMemory>, irq: Arc<dyn InterruptSink>) -> Self;
-    /// Reads the model's register window at `off`.
-    fn reg_read(&self, off: u64, data: &mut [u8]);
-    /// Writes the model's register window at `off`.
-    fn reg_write(&self, off: u64, data: &[u8]);
     /// `cfg` as an option string (`Backend::name`).
     fn option_string(cfg: &Self::Config) -> String;
 
@@ -173,23 +169,19 @@ impl<M: HostModel> Backend for ModelHost<M> {
     }
 
     fn mmio_read32(&mut self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.model.reg_read(off, &mut b);
-        u32::from_le_bytes(b)
+        self.model.read32(off)
     }
 
     fn mmio_read64(&mut self, off: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.model.reg_read(off, &mut b);
-        u64::from_le_bytes(b)
+        self.model.read64(off)
     }
 
     fn mmio_write32(&mut self, off: u64, v: u32) {
-        self.model.reg_write(off, &v.to_le_bytes());
+        self.model.write32(off, v);
     }
 
     fn mmio_write64(&mut self, off: u64, v: u64) {
-        self.model.reg_write(off, &v.to_le_bytes());
+        self.model.write64(off, v);
     }
 
     fn mem_read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), String> {
@@ -265,14 +257,6 @@ impl HostModel for Smmuv3 {
 
     fn build(cfg: Smmuv3Config, mem: Arc<dyn DmaMemory>, irq: Arc<dyn InterruptSink>) -> Self {
         Smmuv3::new(cfg, mem, irq)
-    }
-
-    fn reg_read(&self, off: u64, data: &mut [u8]) {
-        self.mmio_read(off, data);
-    }
-
-    fn reg_write(&self, off: u64, data: &[u8]) {
-        self.mmio_write(off, data);
     }
 
     fn option_string(cfg: &Smmuv3Config) -> String {

@@ -10,7 +10,7 @@ use firmware_tables::description::{IommuInfo, IovaRange};
 use iommu::smmuv3::{Smmuv3, Smmuv3Config, SMMUV3_MMIO_SIZE};
 use iommu::tce::{Tce, TceConfig, TCE_MMIO_SIZE};
 use iommu::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
-use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms};
+use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms, RegisterWindow as _};
 use thiserror::Error;
 
 use crate::bus::{Bus, BusDevice, BusError};
@@ -332,15 +332,12 @@ impl IommuUnit {
                 test_device_bdf: bdf_string(test_device_bdf),
             },
             IommuUnit::Tce(t) => {
-                let mut id = [0u8; 8];
-                t.mmio_read(0, &mut id);
-                let mut sizes = [0u8; 8];
-                t.mmio_read(8, &mut sizes);
                 IommuInfo {
                     model: "tce".into(),
                     options: t.config().option_string(),
                     base: layout::TCE_START,
-                    id_registers: vec![u64::from_le_bytes(id), u64::from_le_bytes(sizes)],
+                    // TCE_ID and TCE_PAGE_SIZES.
+                    id_registers: vec![t.read64(0), t.read64(8)],
                     permitted_ranges: ranges_info(&t.permitted_ranges(u32::from(test_device_bdf))),
                     test_device_bdf: bdf_string(test_device_bdf),
                 }
@@ -366,36 +363,15 @@ pub use tce::DEFAULT_POOL as TCE_DEFAULT_POOL;
 pub use vtd::lookup_to_json;
 use vtd::VtdRemapper;
 
-/// A model whose registers sit in one MMIO window (offsets relative to its base).
-trait Registers: Send + Sync {
-    fn read(&self, offset: u64, data: &mut [u8]);
-    fn write(&self, offset: u64, data: &[u8]);
-}
-
-macro_rules! registers {
-    ($($model:ty),*) => {$(
-        impl Registers for $model {
-            fn read(&self, offset: u64, data: &mut [u8]) {
-                self.mmio_read(offset, data);
-            }
-            fn write(&self, offset: u64, data: &[u8]) {
-                self.mmio_write(offset, data);
-            }
-        }
-    )*};
-}
-
-registers!(Vtd, Smmuv3, Tce);
-
 /// An IOMMU's register window on the MMIO bus.
-struct RegisterWindow<T: Registers>(Arc<T>);
+struct RegisterWindow<T: iommu::RegisterWindow>(Arc<T>);
 
-impl<T: Registers> BusDevice for RegisterWindow<T> {
+impl<T: iommu::RegisterWindow> BusDevice for RegisterWindow<T> {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.0.read(offset, data);
+        self.0.mmio_read(offset, data);
     }
     fn write(&mut self, offset: u64, data: &[u8]) {
-        self.0.write(offset, data);
+        self.0.mmio_write(offset, data);
     }
 }
 

@@ -6,6 +6,7 @@ use firmware_tables::fdt::smmuv3_fdt;
 use iommu::smmuv3::{
     LookupResult, Smmuv3, Smmuv3Config, Smmuv3Lookup, Step, WalkPurpose, SMMUV3_MMIO_SIZE,
 };
+use iommu::RegisterWindow as _;
 use serde_json::json;
 
 use super::perms_string;
@@ -41,11 +42,7 @@ pub fn fdt(c: &Smmuv3Config) -> Result<Vec<u8>, String> {
 pub fn id_registers(s: &Smmuv3) -> Vec<u64> {
     IDR_OFFSETS
         .iter()
-        .map(|&off| {
-            let mut b = [0u8; 4];
-            s.mmio_read(off, &mut b);
-            u64::from(u32::from_le_bytes(b))
-        })
+        .map(|&off| u64::from(s.read32(off)))
         .collect()
 }
 

@@ -188,7 +188,7 @@ impl Engine<'_> {
             .read(s.addr.0, &mut got)
             .map_err(|e| Mismatch::new("a read of guest RAM", e.to_string()))?;
         let width = want.width();
-        let got_values: Vec<u64> = got.chunks(width).map(super::target::from_le).collect();
+        let got_values: Vec<u64> = got.chunks(width).map(crate::registers::from_le).collect();
         let mask = s.mask.map_or(u64::MAX, |m| m.0);
         let want_values = want.values();
         let differs = want_values

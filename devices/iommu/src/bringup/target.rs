@@ -94,8 +94,7 @@ where
 
 /// The [`BringupTarget`] methods every model implements the same way, for use inside its `impl`:
 /// `model`, `option_string` (the model's `config().option_string()`), `mmio_size`, `mmio_read` and
-/// `mmio_write` (sized accesses through the model's own `mmio_read(offset, &mut [u8])` and
-/// `mmio_write(offset, &[u8])`) and `translate` (its [`DmaPort`](crate::DmaPort)).
+/// `mmio_write` (its [`RegisterWindow`](crate::RegisterWindow) sized accesses) and `translate` (its [`DmaPort`](crate::DmaPort)).
 macro_rules! register_window_target {
     ($model:ty, $name:literal, $mmio_size:expr) => {
         fn model(&self) -> &'static str {
@@ -111,15 +110,11 @@ macro_rules! register_window_target {
         }
 
         fn mmio_read(&self, offset: u64, size: u8) -> u64 {
-            $crate::bringup::target::sized_read(size, |b| <$model>::mmio_read(self, offset, b))
+            $crate::registers::RegisterWindow::read_sized(self, offset, size)
         }
 
         fn mmio_write(&self, offset: u64, size: u8, value: u64) {
-            <$model>::mmio_write(
-                self,
-                offset,
-                &$crate::bringup::target::le_bytes(value, size),
-            );
+            $crate::registers::RegisterWindow::write_sized(self, offset, size, value);
         }
 
         fn translate(
@@ -235,28 +230,6 @@ pub fn hexify(v: Value) -> Value {
     }
 }
 
-/// Little-endian bytes of `value`, `size` of them.
-pub(super) fn le_bytes(value: u64, size: u8) -> Vec<u8> {
-    value.to_le_bytes()[..usize::from(size.min(8))].to_vec()
-}
-
-/// A little-endian read of `size` (at most 8) bytes through `read`, which fills the bytes it is given.
-pub(super) fn sized_read(size: u8, read: impl FnOnce(&mut [u8])) -> u64 {
-    let mut b = [0u8; 8];
-    let b = &mut b[..usize::from(size.min(8))];
-    read(b);
-    from_le(b)
-}
-
-/// The value of up to 8 little-endian bytes.
-pub(super) fn from_le(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .take(8)
-        .enumerate()
-        .fold(0, |acc, (i, b)| acc | u64::from(*b) << (8 * i))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,20 +253,6 @@ mod tests {
         assert_eq!(h["outcome"]["translation"]["output"], "0x2000");
         assert_eq!(h["outcome"]["translation"]["perms"]["read"], true);
         assert!(h["pasid"].is_null());
-    }
-
-    #[test]
-    fn le_helpers() {
-        assert_eq!(le_bytes(0x1122_3344_5566_7788, 4), [0x88, 0x77, 0x66, 0x55]);
-        assert_eq!(from_le(&[0x88, 0x77, 0x66, 0x55]), 0x5566_7788);
-        assert_eq!(from_le(&le_bytes(u64::MAX, 8)), u64::MAX);
-        let mut seen = 0;
-        let v = sized_read(4, |b| {
-            seen = b.len();
-            b.copy_from_slice(&[1, 2, 3, 4]);
-        });
-        assert_eq!((v, seen), (0x0403_0201, 4));
-        assert_eq!(sized_read(200, |b| b.fill(0xff)), u64::MAX);
     }
 
     #[test]

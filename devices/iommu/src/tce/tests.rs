@@ -1,5 +1,6 @@
 //! Whole-unit tests: the seed's windows, hypercalls and DMA, the hardware view, EEH.
 
+use crate::RegisterWindow;
 use std::sync::Arc;
 
 use super::*;
@@ -52,13 +53,11 @@ pub(super) fn seed_ranges() -> PermittedRanges {
 }
 
 fn w64(t: &Tce, off: u64, v: u64) {
-    t.mmio_write(off, &v.to_le_bytes());
+    t.write64(off, v);
 }
 
 fn r64(t: &Tce, off: u64) -> u64 {
-    let mut b = [0u8; 8];
-    t.mmio_read(off, &mut b);
-    u64::from_le_bytes(b)
+    t.read64(off)
 }
 
 fn be(mem: &TestMemory, addr: u64, v: u64) {

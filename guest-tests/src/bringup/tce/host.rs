@@ -25,14 +25,6 @@ impl HostModel for Tce {
         Tce::new(cfg, mem, irq)
     }
 
-    fn reg_read(&self, off: u64, data: &mut [u8]) {
-        self.mmio_read(off, data);
-    }
-
-    fn reg_write(&self, off: u64, data: &[u8]) {
-        self.mmio_write(off, data);
-    }
-
     fn option_string(cfg: &TceConfig) -> String {
         cfg.option_string()
     }

@@ -8,6 +8,7 @@ mod configs;
 mod events;
 mod lookup;
 
+use crate::RegisterWindow;
 use std::sync::{Arc, Mutex};
 
 use super::regs::*;
@@ -72,23 +73,19 @@ impl Rig {
     }
 
     pub fn r32(&self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.smmu.mmio_read(off, &mut b);
-        u32::from_le_bytes(b)
+        self.smmu.read32(off)
     }
 
     pub fn r64(&self, off: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.smmu.mmio_read(off, &mut b);
-        u64::from_le_bytes(b)
+        self.smmu.read64(off)
     }
 
     pub fn w32(&self, off: u64, v: u32) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.smmu.write32(off, v);
     }
 
     pub fn w64(&self, off: u64, v: u64) {
-        self.smmu.mmio_write(off, &v.to_le_bytes());
+        self.smmu.write64(off, v);
     }
 
     /// A zeroed, `size`-aligned block from the pool.

@@ -17,6 +17,7 @@ mod qi;
 mod scalable;
 mod widths;
 
+use crate::RegisterWindow;
 use std::sync::{Arc, Mutex};
 
 use super::regs;
@@ -66,23 +67,19 @@ impl Fx {
     }
 
     pub fn r32(&self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.vtd.mmio_read(off, &mut b);
-        u32::from_le_bytes(b)
+        self.vtd.read32(off)
     }
 
     pub fn r64(&self, off: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.vtd.mmio_read(off, &mut b);
-        u64::from_le_bytes(b)
+        self.vtd.read64(off)
     }
 
     pub fn w32(&self, off: u64, v: u32) {
-        self.vtd.mmio_write(off, &v.to_le_bytes());
+        self.vtd.write32(off, v);
     }
 
     pub fn w64(&self, off: u64, v: u64) {
-        self.vtd.mmio_write(off, &v.to_le_bytes());
+        self.vtd.write64(off, v);
     }
 
     /// Sets or clears persistent GCMD bits and issues one-shot `cmd` bits, as Linux does.
