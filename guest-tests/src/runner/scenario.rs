@@ -542,19 +542,26 @@ mod tests {
         assert!(pos("default-domain") < pos("vfio-cdev"));
     }
 
-    #[test]
-    fn smmuv3_scenarios() {
-        let s = find("smmuv3").unwrap();
-        assert_eq!(s.machine_args()[4..], ["--iommu", "smmuv3"]);
+    /// A bring-up scenario over /dev/mem (`model`) and its `-nocache` twin: the IOMMU option, RAM reserved
+    /// with `memmap=` inside the guest's RAM, and the same tests and command line with caching off.
+    fn bringup_scenarios(model: &str) -> (&'static Scenario, &'static Scenario) {
+        let s = find(model).unwrap();
+        assert_eq!(s.machine_args()[4..], ["--iommu", model]);
         assert!(s.guest_cmdline().ends_with(" memmap=16M$0x10000000"));
         // The reserved region lies inside the guest's RAM.
         assert!(
             u64::from(s.memory_mib) << 20
                 >= crate::bringup::devmem::RAM_BASE + crate::bringup::devmem::RAM_SIZE
         );
-        let n = find("smmuv3-nocache").unwrap();
-        assert_eq!(n.vmm_args[1], "smmuv3,caching=off");
+        let n = find(&format!("{model}-nocache")).unwrap();
+        assert_eq!(n.vmm_args[1], format!("{model},caching=off"));
         assert_eq!((n.tests, n.cmdline_extra), (s.tests, s.cmdline_extra));
+        (s, n)
+    }
+
+    #[test]
+    fn smmuv3_scenarios() {
+        let (s, n) = bringup_scenarios("smmuv3");
         // Every suite case runs, in suite order, then the monitor's walk of a nested stream.
         let mut want: Vec<String> = crate::bringup::smmuv3::suite::CASES
             .iter()
@@ -567,16 +574,7 @@ mod tests {
 
     #[test]
     fn tce_scenarios() {
-        let s = find("tce").unwrap();
-        assert_eq!(s.machine_args()[4..], ["--iommu", "tce"]);
-        assert!(s.guest_cmdline().ends_with(" memmap=16M$0x10000000"));
-        assert!(
-            u64::from(s.memory_mib) << 20
-                >= crate::bringup::devmem::RAM_BASE + crate::bringup::devmem::RAM_SIZE
-        );
-        let n = find("tce-nocache").unwrap();
-        assert_eq!(n.vmm_args[1], "tce,caching=off");
-        assert_eq!((n.tests, n.cmdline_extra), (s.tests, s.cmdline_extra));
+        let (s, _) = bringup_scenarios("tce");
         // The boot state first, then every suite case in suite order.
         let mut want = vec!["tce-boot-windows".to_string()];
         want.extend(
