@@ -107,6 +107,11 @@ pub struct IommuInfo {
     pub id_registers: Vec<u64>,
     /// Permitted IOVA ranges for the test device (BDF `test_device_bdf`), sorted.
     pub permitted_ranges: Vec<IovaRange>,
+    /// VT-d with first-stage translation: the permitted ranges when the device's domain uses first-stage tables
+    /// (the canonical lower half of the input width Linux gives such domains, minus the same holes); empty for
+    /// units without a first stage and the other models.
+    #[serde(default)]
+    pub permitted_ranges_first_stage: Vec<IovaRange>,
     /// The BDF of the DMA test device behind this IOMMU.
     pub test_device_bdf: String,
 }

@@ -15,6 +15,7 @@ use crate::interrupts::{MsiRouter, RawMsi};
 use crate::iommus::{IommuConfig, IommuOptionError, IommuUnit};
 use crate::layout;
 use crate::memory::{self, MemoryError};
+use crate::x86::cpuid::PagingLimits;
 
 /// Errors building the platform.
 #[derive(Debug, Error)]
@@ -52,6 +53,13 @@ impl MachineConfig {
         }
         memory::ram_regions(self.memory_mib)?;
         Ok(())
+    }
+
+    /// The paging modes the vCPUs may show (see [`IommuConfig::cpu_paging_limits`]).
+    pub fn vcpu_paging_limits(&self) -> PagingLimits {
+        self.iommu
+            .as_ref()
+            .map_or(PagingLimits::NONE, IommuConfig::cpu_paging_limits)
     }
 }
 

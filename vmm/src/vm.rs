@@ -29,7 +29,7 @@ use crate::layout;
 use crate::monitor::MonitorTarget;
 use crate::platform::{MachineConfig, Platform, PlatformError, PlatformIo};
 use crate::vcpu::Vcpu;
-use crate::x86::{cpuid, lapic, regs};
+use crate::x86::{cpuid, lapic, regs, xsetbv};
 
 /// KVM_SET_TSS_ADDRESS: three pages Intel VMX needs for real-mode emulation, inside the MMIO hole.
 const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
@@ -58,6 +58,8 @@ pub enum VmError {
     Thread(std::io::Error),
     #[error(transparent)]
     Bus(#[from] crate::bus::BusError),
+    #[error(transparent)]
+    XsetbvProbe(#[from] xsetbv::ProbeError),
     #[error("cannot serve the monitor on {path}: {source}")]
     Monitor {
         path: PathBuf,
@@ -217,17 +219,27 @@ pub fn run(machine: &MachineConfig, run: &RunConfig) -> Result<RunOutcome, VmErr
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| VmError::KvmCall("GET_SUPPORTED_CPUID", e))?;
+    let xsetbv_intercepted = xsetbv::probe(&kvm, &supported)?;
+    if !xsetbv_intercepted {
+        log::info!(
+            "this KVM does not see its guests' XSETBV (nested under QEMU TCG?): XSAVE features limited to x87/SSE/AVX"
+        );
+    }
+    let paging = machine.vcpu_paging_limits();
     let mut threads = Vec::new();
     for id in 0..machine.cpus {
         let fd = vm
             .create_vcpu(u64::from(id))
             .map_err(|e| VmError::KvmCall("CREATE_VCPU", e))?;
-        let entries = cpuid::for_vcpu(&supported, id, machine.cpus);
+        let mut entries = cpuid::for_vcpu(&supported, id, machine.cpus, paging);
+        if !xsetbv_intercepted {
+            xsetbv::restrict(&mut entries);
+        }
         let cpuid = CpuId::from_entries(&entries)
             .map_err(|_| VmError::KvmCall("SET_CPUID2", kvm_ioctls::Error::new(libc::E2BIG)))?;
         fd.set_cpuid2(&cpuid)
             .map_err(|e| VmError::KvmCall("SET_CPUID2", e))?;
-        regs::set_xcr0(&fd, cpuid::boot_xcr0(&entries))?;
+        regs::set_xcr0(&fd, xsetbv::boot_xcr0(&entries, xsetbv_intercepted))?;
         regs::setup_common(&fd)?;
         let mut lapic_state = fd
             .get_lapic()

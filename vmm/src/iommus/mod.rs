@@ -9,13 +9,25 @@ use firmware_tables::acpi::{
 use firmware_tables::description::{IommuInfo, IovaRange};
 use iommu::smmuv3::{Smmuv3, Smmuv3Config, SMMUV3_MMIO_SIZE};
 use iommu::tce::{Tce, TceConfig, TCE_MMIO_SIZE};
-use iommu::vtd::{Vtd, VtdConfig, VTD_MMIO_SIZE};
+use iommu::vtd::{regs as vtd_regs, Vtd, VtdConfig, VTD_MMIO_SIZE};
 use iommu::{Access, DmaMemory, DmaPort, InterruptSink, Perms, RegisterWindow as _};
 use thiserror::Error;
 
 use crate::bus::{Bus, BusDevice, BusError};
 use crate::interrupts::InterruptRemapper;
 use crate::layout;
+use crate::x86::cpuid::PagingLimits;
+
+/// The input width of the first-stage tables Linux gives a paging domain on this unit (`compute_vasz_lg2_fs`):
+/// 5-level (57) when the unit is wider than 48 bits and has CAP.FL5LP, else 4-level (48); VT-d 3.6 limits
+/// software to the canonical lower half of it.
+fn first_stage_width(c: &VtdConfig) -> u32 {
+    if c.aw_bits > 48 && c.cap() & vtd_regs::CAP_FL5LP != 0 {
+        57
+    } else {
+        48
+    }
+}
 
 /// Most mappings `dump-tables` lists (the model also bounds the tables it visits).
 const DUMP_LIMIT: usize = 4096;
@@ -67,6 +79,25 @@ impl IommuConfig {
             IommuConfig::Vtd(c) => c.option_string(),
             IommuConfig::Smmuv3(c) => c.option_string(),
             IommuConfig::Tce(c) => c.option_string(),
+        }
+    }
+
+    /// The CPU paging modes the vCPUs may show beside this IOMMU. A VT-d unit that can share CPU page tables
+    /// (scalable mode with PASID and SMPWC: Linux's `intel_svm_check`) must walk every mode the CPU has, or Linux
+    /// logs "SVM disabled" at error level: LA57 needs CAP.FL5LP and 1 GiB pages CAP.FL1GP. The other models
+    /// never walk CPU tables.
+    pub fn cpu_paging_limits(&self) -> PagingLimits {
+        match self {
+            IommuConfig::Vtd(c) => {
+                let (cap, ecap) = (c.cap(), c.ecap());
+                let svm_capable =
+                    ecap & vtd_regs::ECAP_PASID != 0 && ecap & vtd_regs::ECAP_SMPWC != 0;
+                PagingLimits {
+                    la57: !svm_capable || cap & vtd_regs::CAP_FL5LP != 0,
+                    gbpages: !svm_capable || cap & vtd_regs::CAP_FL1GP != 0,
+                }
+            }
+            IommuConfig::Smmuv3(_) | IommuConfig::Tce(_) => PagingLimits::NONE,
         }
     }
 
@@ -318,6 +349,9 @@ impl IommuUnit {
                     base: layout::VTD_START,
                     id_registers: vec![c.cap(), c.ecap()],
                     permitted_ranges: ranges_info(&v.permitted_ranges(test_device_bdf)),
+                    permitted_ranges_first_stage: ranges_info(
+                        &v.permitted_ranges_first_stage(test_device_bdf, first_stage_width(c)),
+                    ),
                     test_device_bdf: bdf_string(test_device_bdf),
                 }
             }
@@ -329,6 +363,7 @@ impl IommuUnit {
                 permitted_ranges: ranges_info(
                     &s.permitted_ranges(u32::from(test_device_bdf), None),
                 ),
+                permitted_ranges_first_stage: Vec::new(),
                 test_device_bdf: bdf_string(test_device_bdf),
             },
             IommuUnit::Tce(t) => {
@@ -339,6 +374,7 @@ impl IommuUnit {
                     // TCE_ID and TCE_PAGE_SIZES.
                     id_registers: vec![t.read64(0), t.read64(8)],
                     permitted_ranges: ranges_info(&t.permitted_ranges(u32::from(test_device_bdf))),
+                    permitted_ranges_first_stage: Vec::new(),
                     test_device_bdf: bdf_string(test_device_bdf),
                 }
             }

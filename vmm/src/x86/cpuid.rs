@@ -47,8 +47,39 @@ fn topology_entry(function: u32, index: u32, apic_id: u32, cpus: u8) -> kvm_cpui
     }
 }
 
-/// Adjusts KVM's supported CPUID for vCPU `apic_id` of `cpus`.
-pub fn for_vcpu(supported: &CpuId, apic_id: u8, cpus: u8) -> Vec<kvm_cpuid_entry2> {
+/// Paging features the vCPU may show. An IOMMU that walks CPU-format page tables for shared virtual addressing
+/// must support every paging mode the CPU has: Linux's `intel_svm_check` refuses SVM with an error line when the
+/// CPU has LA57 and the VT-d unit no CAP.FL5LP, or 1 GiB pages and no CAP.FL1GP. Real platforms pair them; iovmm
+/// pairs them by hiding from the vCPU what the unit cannot walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagingLimits {
+    /// CPUID.(EAX=7,ECX=0):ECX.LA57: 5-level paging.
+    pub la57: bool,
+    /// CPUID.8000_0001:EDX.Page1GB: 1 GiB pages.
+    pub gbpages: bool,
+}
+
+impl PagingLimits {
+    /// No limit: whatever KVM offers.
+    pub const NONE: Self = Self {
+        la57: true,
+        gbpages: true,
+    };
+}
+
+/// CPUID.(EAX=7,ECX=0):ECX bit 16: LA57.
+const ECX_LA57: u32 = 1 << 16;
+/// CPUID.8000_0001:EDX bit 26: Page1GB.
+const EDX_PAGE1GB: u32 = 1 << 26;
+const LEAF_STRUCTURED_EXT_FEATURES: u32 = 0x7;
+
+/// Adjusts KVM's supported CPUID for vCPU `apic_id` of `cpus`, showing only the paging modes `paging` allows.
+pub fn for_vcpu(
+    supported: &CpuId,
+    apic_id: u8,
+    cpus: u8,
+    paging: PagingLimits,
+) -> Vec<kvm_cpuid_entry2> {
     let id = u32::from(apic_id);
     let mut out: Vec<kvm_cpuid_entry2> = Vec::with_capacity(supported.as_slice().len() + 3);
     let mut topology_leaves = Vec::new();
@@ -76,7 +107,13 @@ pub fn for_vcpu(supported: &CpuId, apic_id: u8, cpus: u8) -> Vec<kvm_cpuid_entry
                 }
                 continue;
             }
-            LEAF_EXT_FEATURES => e.ecx &= !(ECX_TOPOEXT | ECX_CMP_LEGACY),
+            LEAF_STRUCTURED_EXT_FEATURES if e.index == 0 && !paging.la57 => e.ecx &= !ECX_LA57,
+            LEAF_EXT_FEATURES => {
+                e.ecx &= !(ECX_TOPOEXT | ECX_CMP_LEGACY);
+                if !paging.gbpages {
+                    e.edx &= !EDX_PAGE1GB;
+                }
+            }
             LEAF_ADDR_SIZES => {
                 // ECX[15:12] ApicIdSize, [7:0] NC (cores - 1): AMD's view of the same topology.
                 e.ecx = (core_shift(cpus) << 12) | (u32::from(cpus) - 1);
@@ -157,7 +194,7 @@ mod tests {
 
     #[test]
     fn apic_ids_are_consistent() {
-        let v = for_vcpu(&supported(), 3, 4);
+        let v = for_vcpu(&supported(), 3, 4, PagingLimits::NONE);
         assert_eq!(find(&v, 1, 0).ebx >> 24, 3);
         assert_eq!((find(&v, 1, 0).ebx >> 16) & 0xff, 4);
         assert_ne!(find(&v, 1, 0).ecx & ECX_HYPERVISOR, 0);
@@ -172,7 +209,7 @@ mod tests {
 
     #[test]
     fn amd_topology_matches_and_topoext_hidden() {
-        let v = for_vcpu(&supported(), 0, 3);
+        let v = for_vcpu(&supported(), 0, 3, PagingLimits::NONE);
         assert_eq!(find(&v, 0x8000_0001, 0).ecx & ECX_TOPOEXT, 0);
         assert_eq!(find(&v, 0x8000_0008, 0).ecx, (2 << 12) | 2);
         assert_eq!(find(&v, 0x8000_0008, 0).eax, 0x3030);
@@ -181,52 +218,33 @@ mod tests {
 
     #[test]
     fn cache_leaf_core_count() {
-        let v = for_vcpu(&supported(), 0, 8);
+        let v = for_vcpu(&supported(), 0, 8, PagingLimits::NONE);
         assert_eq!(find(&v, 4, 0).eax >> 26, 7);
         assert_eq!((find(&v, 4, 0).eax >> 14) & 0xfff, 0);
         assert_eq!((find(&v, 4, 3).eax >> 14) & 0xfff, 7);
         assert_eq!(core_shift(1), 0);
         assert_eq!(core_shift(5), 3);
     }
-}
-
-/// XCR0 bits: x87, SSE, AVX (YMM upper halves).
-const XFEATURE_FP_SSE: u64 = 0x3;
-const XFEATURE_YMM: u64 = 0x4;
-/// CPUID.1:ECX bit 28: AVX.
-const ECX_AVX: u32 = 1 << 28;
-
-/// The XCR0 a vCPU starts with: x87 and SSE, plus AVX when offered, i.e. what Linux enables first thing.
-///
-/// Real hardware resets XCR0 to 1 and the kernel's XSETBV sets it; KVM intercepts that XSETBV and refreshes
-/// the XSAVE area size in CPUID.0xD. Inside the TCG test host the XSETBV of a nested guest is not intercepted
-/// (QEMU's helper_xsetbv has no SVM intercept check), so KVM keeps reporting the size for XCR0 = 1 and Linux
-/// warns "XSAVE consistency problem". Starting with the value Linux will write keeps CPUID consistent there and
-/// is indistinguishable on real hardware, where the kernel overwrites it anyway.
-pub fn boot_xcr0(entries: &[kvm_cpuid_entry2]) -> u64 {
-    let find = |f: u32| entries.iter().find(|e| e.function == f && e.index == 0);
-    let Some(xsave) = find(0xd) else { return 1 };
-    let supported = u64::from(xsave.eax) | (u64::from(xsave.edx) << 32);
-    let avx = find(LEAF_FEATURES).is_some_and(|e| e.ecx & ECX_AVX != 0);
-    let wanted = XFEATURE_FP_SSE | if avx { XFEATURE_YMM } else { 0 };
-    (supported & wanted) | 1
-}
-
-#[cfg(test)]
-mod xcr0_tests {
-    use super::*;
 
     #[test]
-    fn boot_xcr0_follows_cpuid() {
-        let leaf = |function, eax, ecx| kvm_cpuid_entry2 {
-            function,
-            eax,
-            ecx,
+    fn paging_limits_hide_la57_and_gbpages() {
+        let mut entries = supported().as_slice().to_vec();
+        entries.push(kvm_cpuid_entry2 {
+            function: 7,
+            ecx: ECX_LA57 | 1,
             ..Default::default()
+        });
+        entries[5].edx = EDX_PAGE1GB | 1;
+        let cpuid = CpuId::from_entries(&entries).unwrap();
+        let all = for_vcpu(&cpuid, 0, 1, PagingLimits::NONE);
+        assert_eq!(find(&all, 7, 0).ecx, ECX_LA57 | 1);
+        assert_eq!(find(&all, 0x8000_0001, 0).edx, EDX_PAGE1GB | 1);
+        let limits = PagingLimits {
+            la57: false,
+            gbpages: false,
         };
-        assert_eq!(boot_xcr0(&[leaf(1, 0, ECX_AVX), leaf(0xd, 0x2e7, 0)]), 0x7);
-        assert_eq!(boot_xcr0(&[leaf(1, 0, 0), leaf(0xd, 0x2e7, 0)]), 0x3);
-        assert_eq!(boot_xcr0(&[leaf(1, 0, ECX_AVX), leaf(0xd, 0x3, 0)]), 0x3);
-        assert_eq!(boot_xcr0(&[leaf(1, 0, ECX_AVX)]), 0x1);
+        let v = for_vcpu(&cpuid, 0, 1, limits);
+        assert_eq!(find(&v, 7, 0).ecx, 1);
+        assert_eq!(find(&v, 0x8000_0001, 0).edx, 1);
     }
 }

@@ -4,3 +4,4 @@ pub mod cpuid;
 pub mod gdt;
 pub mod lapic;
 pub mod regs;
+pub mod xsetbv;

@@ -157,7 +157,7 @@ pub fn setup_common(vcpu: &VcpuFd) -> Result<(), RegsError> {
     Ok(())
 }
 
-/// Sets XCR0 (see [`super::cpuid::boot_xcr0`] for why it is not left at 1).
+/// Sets XCR0 (see [`super::xsetbv::boot_xcr0`]).
 pub fn set_xcr0(vcpu: &VcpuFd, xcr0: u64) -> Result<(), RegsError> {
     let mut xcrs = kvm_xcrs {
         nr_xcrs: 1,
