@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use guest_tests::runner::bench::{self, BenchOptions};
 use guest_tests::runner::hostmode::HostModeChoice;
+use guest_tests::runner::kernels::KernelVersion;
 use guest_tests::runner::paths::Overrides;
 use guest_tests::runner::run::{self, RunOptions};
 use guest_tests::runner::scenario::SCENARIOS;
@@ -33,7 +34,11 @@ struct Common {
     /// The iovmm binary [default: target/x86_64-unknown-linux-gnu/release/iovmm].
     #[arg(long)]
     iovmm: Option<PathBuf>,
-    /// Guest kernel [default: IMAGES/bzImage].
+    /// Guest kernel version: our build of it (IMAGES/bzImage-V) or, for `distro-*` scenarios, Debian's binary
+    /// kernel of it (IMAGES/distro-V/).
+    #[arg(long, value_enum, default_value = "6.12")]
+    kernel_version: KernelVersion,
+    /// Guest kernel file, overriding the one --kernel-version picks.
     #[arg(long)]
     kernel: Option<PathBuf>,
     /// Guest initramfs whose /init is iovmm-guest [default: IMAGES/guest-initramfs.cpio.gz].
@@ -53,6 +58,7 @@ impl Common {
             images: self.images.clone(),
             iovmm: self.iovmm.clone(),
             kernel: self.kernel.clone(),
+            kernel_version: self.kernel_version,
             initrd: self.initrd.clone(),
             qemu: self.qemu.clone(),
         }

@@ -109,6 +109,7 @@ pub(crate) fn test_iommu(model: &str, options: &str, base: u64) -> IommuInfo {
         base,
         id_registers: vec![],
         permitted_ranges: vec![],
+        permitted_ranges_first_stage: vec![],
         test_device_bdf: "0000:00:03.0".into(),
     }
 }

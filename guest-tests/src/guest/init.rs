@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::context::{load_expect, Context};
 use super::report::Report;
-use super::{cmdline, ktap, registry, sys};
+use super::{cmdline, ktap, modules, registry, sys};
 
 /// Timing marker the runner's bench looks for; printed before anything else.
 pub const USERSPACE_UP: &str = "iovmm-guest: userspace up";
@@ -49,6 +49,11 @@ pub fn main() -> ! {
     if let Err(e) = sys::quiet_console() {
         setup_errors.push(e);
     }
+    let (loaded, module_errors) = modules::load_all(Path::new("/"));
+    if !loaded.is_empty() {
+        sys::out(&format!("iovmm-guest: loaded modules {}", loaded.join(" ")));
+    }
+    setup_errors.extend(module_errors);
     let args = match std::fs::read_to_string("/proc/cmdline") {
         Ok(c) => cmdline::parse(&c),
         Err(e) => {

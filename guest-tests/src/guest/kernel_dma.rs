@@ -55,6 +55,39 @@ pub const PCITEST_READ: u64 = iow(0x5, 8);
 pub const PCITEST_COPY: u64 = iow(0x6, 8);
 pub const PCITEST_SET_IRQTYPE: u64 = iow(0x8, 4);
 pub const PCITEST_GET_IRQTYPE: u64 = io(0x9);
+pub const PCITEST_CLEAR_IRQ: u64 = io(0x10);
+
+/// What a successful PCITEST_* ioctl returns. Up to Linux 6.12 the driver returned a `bool` (1 = the transfer
+/// checked out, 0 = it did not); later kernels (7.3 does) return 0 on success and a negative errno otherwise.
+/// The test asks the running kernel instead of trusting its version: PCITEST_CLEAR_IRQ cannot fail in either
+/// form, so its return value (1 or 0) names the convention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Convention {
+    /// `true` (1) on success.
+    Bool,
+    /// 0 on success, `-errno` on failure.
+    Errno,
+}
+
+impl Convention {
+    /// The convention PCITEST_CLEAR_IRQ's return value shows.
+    pub fn from_clear_irq(rc: i64) -> Result<Self, String> {
+        match rc {
+            1 => Ok(Convention::Bool),
+            0 => Ok(Convention::Errno),
+            other => Err(format!(
+                "PCITEST_CLEAR_IRQ returned {other}: neither the bool (1) nor the errno (0) convention"
+            )),
+        }
+    }
+
+    pub fn success(self) -> i64 {
+        match self {
+            Convention::Bool => 1,
+            Convention::Errno => 0,
+        }
+    }
+}
 
 /// `struct pci_endpoint_test_xfer_param { unsigned long size; unsigned char flags; }`.
 #[repr(C)]
@@ -80,14 +113,16 @@ pub enum Arg {
     Xfer(u64),
 }
 
-/// The ioctls, in order: interrupt setup and test, BAR0, then WRITE/READ/COPY for each size.
-pub fn steps() -> Vec<Step> {
+/// The ioctls, in order: interrupt setup and test, BAR0, then WRITE/READ/COPY for each size; success is what
+/// `conv` says (GET_IRQTYPE returns the type in both).
+pub fn steps(conv: Convention) -> Vec<Step> {
+    let ok = conv.success();
     let mut v = vec![
         Step {
             name: "SET_IRQTYPE MSI",
             request: PCITEST_SET_IRQTYPE,
             arg: Arg::Value(IRQ_TYPE_MSI),
-            want: 1,
+            want: ok,
         },
         Step {
             name: "GET_IRQTYPE",
@@ -99,13 +134,13 @@ pub fn steps() -> Vec<Step> {
             name: "MSI 1",
             request: PCITEST_MSI,
             arg: Arg::Value(1),
-            want: 1,
+            want: ok,
         },
         Step {
             name: "BAR 0",
             request: PCITEST_BAR,
             arg: Arg::Value(0),
-            want: 1,
+            want: ok,
         },
     ];
     for size in SIZES {
@@ -118,7 +153,7 @@ pub fn steps() -> Vec<Step> {
                 name,
                 request,
                 arg: Arg::Xfer(size),
-                want: 1,
+                want: ok,
             });
         }
     }
@@ -156,7 +191,24 @@ fn label(s: &Step) -> String {
 
 /// Runs the steps on a worker thread (a lost interrupt blocks an ioctl for good) and checks each result.
 fn drive(file: std::fs::File, r: &mut Report) {
-    let steps = steps();
+    let clear = Step {
+        name: "CLEAR_IRQ",
+        request: PCITEST_CLEAR_IRQ,
+        arg: Arg::Value(0),
+        want: 0,
+    };
+    let conv = match issue(file.as_raw_fd(), &clear).and_then(Convention::from_clear_irq) {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(format!("CLEAR_IRQ: {e}"));
+            return;
+        }
+    };
+    r.diag(format!(
+        "the driver's ioctls return {} on success ({conv:?} convention)",
+        conv.success()
+    ));
+    let steps = steps(conv);
     let (tx, rx) = mpsc::channel();
     let work = steps.clone();
     let spawned = std::thread::Builder::new()
@@ -297,8 +349,20 @@ mod tests {
     }
 
     #[test]
+    fn convention_from_clear_irq() {
+        assert_eq!(Convention::from_clear_irq(1), Ok(Convention::Bool));
+        assert_eq!(Convention::from_clear_irq(0), Ok(Convention::Errno));
+        assert!(Convention::from_clear_irq(2).is_err());
+        assert_eq!(PCITEST_CLEAR_IRQ, 0x5010);
+        let s = steps(Convention::Errno);
+        assert!(s
+            .iter()
+            .all(|x| x.want == 0 || x.request == PCITEST_GET_IRQTYPE));
+    }
+
+    #[test]
     fn every_transfer_at_every_size() {
-        let s = steps();
+        let s = steps(Convention::Bool);
         for size in SIZES {
             for req in [PCITEST_WRITE, PCITEST_READ, PCITEST_COPY] {
                 assert_eq!(

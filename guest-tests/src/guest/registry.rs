@@ -9,7 +9,7 @@ use super::vtd::nest::{
 use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
-use super::{acpi, cpus, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vmm_end};
+use super::{acpi, cpus, ioat, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vmm_end};
 
 /// One guest test.
 pub struct TestCase {
@@ -50,6 +50,11 @@ pub const TESTS: &[TestCase] = &[
         name: "kernel-dma",
         summary: "the kernel's pci_endpoint_test driver moves CRC-checked data through the DMA API (WRITE/READ/COPY, 4 KiB..1 MiB) and MSI",
         run: kernel_dma::run,
+    },
+    TestCase {
+        name: "ioat-dma",
+        summary: "the kernel's ioatdma driver binds the I/OAT engine, its probe self-test copy passes through the DMA-API domain, its MSI-X fires (remapped)",
+        run: ioat::run,
     },
     TestCase {
         name: "dmar-up",
@@ -100,6 +105,11 @@ pub const TESTS: &[TestCase] = &[
         name: "ir-up",
         summary: "interrupt remapping on (x2APIC), IO-APIC and the device's MSI/MSI-X through it, exactly once each",
         run: ir::run,
+    },
+    TestCase {
+        name: "ir-kernel",
+        summary: "interrupt remapping on as the kernel shows it: log, CPUs, every IO-APIC interrupt remapped (no VFIO)",
+        run: ir::run_kernel,
     },
     TestCase {
         name: "hw-info",

@@ -295,7 +295,7 @@ pub fn bench(o: &BenchOptions) -> i32 {
     };
     let (mode, mode_line) = hostmode::resolve(o.host_mode, &HostProbe::read());
     println!("{mode_line}");
-    let setup = Setup::resolve(&o.paths);
+    let setup = Setup::resolve(&o.paths, sc.kernel);
     let timeout = o
         .timeout_secs
         .map(Duration::from_secs)

@@ -56,10 +56,17 @@ pub struct Prepared {
 
 /// Runs `iovmm describe` and writes the guest initrd with `/expect.json` into the work directory.
 pub fn prepare(setup: &Setup, sc: &Scenario) -> Result<Prepared, String> {
-    setup.check(&[&setup.iovmm, &setup.kernel, &setup.initrd])?;
+    let mut inputs = vec![setup.iovmm.as_path(), &setup.kernel, &setup.initrd];
+    inputs.extend(setup.initrd_extra.as_deref());
+    setup.check(&inputs)?;
     let (json, description) = expect::describe(&setup.iovmm, &sc.machine_args())?;
-    let base = std::fs::read(&setup.initrd)
-        .map_err(|e| format!("cannot read {}: {e}", setup.initrd.display()))?;
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let mut base = read(&setup.initrd)?;
+    if let Some(extra) = &setup.initrd_extra {
+        base = super::cpio::concat_archives(&base, &read(extra)?);
+    }
     std::fs::create_dir_all(&setup.work)
         .map_err(|e| format!("cannot create {}: {e}", setup.work.display()))?;
     let guest_initrd = setup.work.join(format!("{}-initrd.img", sc.name));

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod expect;
 pub mod hostmode;
 pub mod junit;
+pub mod kernels;
 pub mod ktap;
 pub mod monitor;
 pub mod native;

@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// Image file names in the images directory (built by the scripts in images/).
-pub const GUEST_KERNEL: &str = "bzImage";
+use super::kernels::{GuestKernel, KernelVersion};
+
+/// Image file names in the images directory (built by the scripts in images/; the guest kernels' names are
+/// [`GuestKernel::files`]).
 pub const GUEST_INITRAMFS: &str = "guest-initramfs.cpio.gz";
 pub const TESTHOST_KERNEL: &str = "testhost-vmlinuz";
 pub const TESTHOST_INITRAMFS: &str = "testhost-base.cpio.gz";
@@ -31,6 +33,12 @@ pub struct Setup {
     pub iovmm: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
+    /// Appended to `initrd` (a distribution kernel's modules).
+    pub initrd_extra: Option<PathBuf>,
+    /// The guest kernel version the run asked for.
+    pub kernel_version: KernelVersion,
+    /// How to build the guest kernel files if they are missing.
+    pub kernel_hint: String,
     pub testhost_kernel: PathBuf,
     pub testhost_initrd: PathBuf,
     pub qemu: PathBuf,
@@ -46,25 +54,29 @@ pub struct Overrides {
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub qemu: Option<PathBuf>,
+    /// The guest kernel version (of our build, or of the distribution's kernel for `distro-*` scenarios).
+    pub kernel_version: KernelVersion,
 }
 
 impl Setup {
-    pub fn resolve(o: &Overrides) -> Self {
+    /// Resolves every input for a scenario whose kernel is `kind`.
+    pub fn resolve(o: &Overrides, kind: GuestKernel) -> Self {
         let root = repo_root();
         let images = o
             .images
             .clone()
             .unwrap_or_else(|| root.join("build/images"));
+        let files = kind.files(&images, o.kernel_version);
         Self {
             iovmm: o.iovmm.clone().unwrap_or_else(|| root.join(IOVMM_REL)),
-            kernel: o
-                .kernel
-                .clone()
-                .unwrap_or_else(|| images.join(GUEST_KERNEL)),
+            kernel: o.kernel.clone().unwrap_or(files.kernel),
             initrd: o
                 .initrd
                 .clone()
                 .unwrap_or_else(|| images.join(GUEST_INITRAMFS)),
+            initrd_extra: files.initrd_extra,
+            kernel_version: o.kernel_version,
+            kernel_hint: kind.build_hint(o.kernel_version),
             testhost_kernel: images.join(TESTHOST_KERNEL),
             testhost_initrd: images.join(TESTHOST_INITRAMFS),
             qemu: o
@@ -87,10 +99,11 @@ impl Setup {
             Ok(())
         } else {
             Err(format!(
-                "missing {} (build the images with the scripts in images/, the VMM with \
-                 `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p vmm \
+                "missing {} (build the images with the scripts in images/: the guest kernel with `{}`; the VMM \
+                 with `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p vmm \
                  --target x86_64-unknown-linux-gnu`)",
-                missing.join(", ")
+                missing.join(", "),
+                self.kernel_hint
             ))
         }
     }
@@ -130,15 +143,27 @@ mod tests {
 
     #[test]
     fn defaults_under_root() {
-        let s = Setup::resolve(&Overrides::default());
-        assert!(s.kernel.ends_with("build/images/bzImage"));
+        let s = Setup::resolve(&Overrides::default(), GuestKernel::Built);
+        assert!(s.kernel.ends_with("build/images/bzImage-6.12"));
+        assert_eq!(s.initrd_extra, None);
+        let seven = Overrides {
+            kernel_version: KernelVersion::V7_3,
+            ..Default::default()
+        };
+        let s = Setup::resolve(&seven, GuestKernel::Distro);
+        assert!(s.kernel.ends_with("build/images/distro-7.3/vmlinuz"));
+        assert!(s
+            .initrd_extra
+            .as_ref()
+            .unwrap()
+            .ends_with("build/images/distro-7.3/modules.cpio.gz"));
         assert!(s.iovmm.ends_with(IOVMM_REL));
         let o = Overrides {
             images: Some("/img".into()),
             kernel: Some("/k".into()),
             ..Default::default()
         };
-        let s = Setup::resolve(&o);
+        let s = Setup::resolve(&o, GuestKernel::Built);
         assert_eq!(s.kernel, PathBuf::from("/k"));
         assert_eq!(s.initrd, PathBuf::from("/img/guest-initramfs.cpio.gz"));
         assert_eq!(s.testhost_kernel, PathBuf::from("/img/testhost-vmlinuz"));
@@ -146,11 +171,12 @@ mod tests {
 
     #[test]
     fn check_lists_missing_files() {
-        let s = Setup::resolve(&Overrides::default());
+        let s = Setup::resolve(&Overrides::default(), GuestKernel::Distro);
         let err = s
             .check(&[Path::new("/nonexistent/a"), Path::new("/nonexistent/b")])
             .unwrap_err();
         assert!(err.contains("/nonexistent/a, /nonexistent/b"), "{err}");
+        assert!(err.contains("images/build-distro.sh 6.12"), "{err}");
     }
 
     /// A minimal ELF64 header with one program header of type `p_type`.

@@ -95,15 +95,16 @@ pub fn run(opts: &RunOptions) -> i32 {
     };
     let (mode, mode_line) = hostmode::resolve(opts.host_mode, &HostProbe::read());
     println!("{mode_line}");
-    let setup = Setup::resolve(&opts.paths);
+    let setup = Setup::resolve(&opts.paths, sc.kernel);
     let timeout = opts
         .timeout_secs
         .map(Duration::from_secs)
         .unwrap_or_else(|| default_timeout(mode));
     let log_path = opts.log.clone().unwrap_or_else(|| {
-        setup
-            .root
-            .join(format!("build/logs/{}-{mode}.log", sc.name))
+        setup.root.join(format!(
+            "build/logs/{}-{}-{mode}.log",
+            sc.name, setup.kernel_version
+        ))
     });
     if let Some(dir) = log_path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -121,8 +122,10 @@ pub fn run(opts: &RunOptions) -> i32 {
     say(
         &mut log,
         &format!(
-            "scenario {}: {} vCPUs, {} MiB, tests {}; timeout {} s; log {}",
+            "scenario {}: kernel {} ({}), {} vCPUs, {} MiB, tests {}; timeout {} s; log {}",
             sc.name,
+            setup.kernel_version,
+            setup.kernel.display(),
             sc.cpus,
             sc.memory_mib,
             sc.tests.join(","),

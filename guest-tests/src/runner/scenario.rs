@@ -1,6 +1,8 @@
 //! The scenario table: a scenario is a name, the VMM's machine options, guest command line extras and the
 //! guest tests to run (in order). Adding a scenario is one entry in [`SCENARIOS`].
 
+use super::kernels::GuestKernel;
+
 /// Kernel command line every scenario starts from.
 pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
 
@@ -19,6 +21,8 @@ pub struct Scenario {
     pub tests: &'static [&'static str],
     /// For scenarios that end the VM on purpose: how the VMM must report it (its last test never reports).
     pub end: Option<VmmEnd>,
+    /// Our kernel build or the distribution's binary kernel (of the version the run asks for).
+    pub kernel: GuestKernel,
 }
 
 /// How a scenario's VMM run must end when the guest ends it the hard way.
@@ -115,8 +119,12 @@ pub const VTD_FIRST_STAGE_TESTS: &[&str] = &[
 /// iommufd bind itself proves MSI isolation.
 pub const VTD_IR_CMDLINE: &[&str] = &["intel_iommu=on,sm_on"];
 
-/// The `--iommu` options of the nested / first-stage scenarios.
+/// The `--iommu` options of the nested scenarios.
 pub const VTD_NESTED_OPTIONS: &str = "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on";
+/// The first-stage scenarios: first- and second-stage tables, no nesting.
+pub const VTD_FIRST_STAGE_OPTIONS: &str = "vtd,aw=48,sm=on,fl=on,nest=off,ir=on,eim=on";
+/// The scalable scenarios: second-stage tables only.
+pub const VTD_SCALABLE_OPTIONS: &str = "vtd,aw=48,sm=on,fl=off,nest=off";
 pub const VTD_NESTED_57_OPTIONS: &str = "vtd,aw=57,sm=on,fl=on,nest=on,fl5=on,ir=on,eim=on";
 
 /// The RMRR the `vtd-rmrr*` scenarios give device 00:05.0 (a slot no device occupies): 1 MiB at 127 MiB.
@@ -172,6 +180,40 @@ pub const TCE_TESTS: &[&str] = &[
     "tce-eeh-invalid",
 ];
 
+/// Guest tests of the `distro-*` scenarios: Debian's own kernels boot clean (no warning-level line) with the VT-d
+/// unit and interrupt remapping up, and a driver Debian ships (ioatdma) moves data through the DMA-API domain.
+/// No iommufd tests: Debian builds its kernels without IOMMUFD.
+pub const DISTRO_TESTS: &[&str] = &[
+    "cpus",
+    "memory-map",
+    "acpi-tables",
+    "pci-devices",
+    "dmar-up",
+    "kernel-log",
+    "ir-kernel",
+    "ioat-dma",
+];
+
+/// One scenario on the distribution's own kernel (Debian's, of the version the run asks for): 2 vCPUs, 512 MiB.
+const fn distro(
+    name: &'static str,
+    summary: &'static str,
+    vmm_args: &'static [&'static str],
+    cmdline_extra: &'static [&'static str],
+) -> Scenario {
+    Scenario {
+        name,
+        summary,
+        cpus: 2,
+        memory_mib: 512,
+        vmm_args,
+        cmdline_extra,
+        tests: DISTRO_TESTS,
+        end: None,
+        kernel: GuestKernel::Distro,
+    }
+}
+
 /// One VT-d scenario: 2 vCPUs, 512 MiB.
 const fn vtd(
     name: &'static str,
@@ -189,6 +231,7 @@ const fn vtd(
         cmdline_extra,
         tests,
         end: None,
+        kernel: GuestKernel::Built,
     }
 }
 
@@ -211,6 +254,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "msix",
         ],
         end: None,
+        kernel: GuestKernel::Built,
     },
     Scenario {
         name: "guest-panic",
@@ -221,6 +265,7 @@ pub const SCENARIOS: &[Scenario] = &[
         cmdline_extra: &[],
         tests: &["cpus", "panic"],
         end: Some(VmmEnd { status: 125, message: "iovmm: guest kernel panicked", vmm_timeout_secs: None }),
+        kernel: GuestKernel::Built,
     },
     Scenario {
         name: "guest-hang",
@@ -231,6 +276,7 @@ pub const SCENARIOS: &[Scenario] = &[
         cmdline_extra: &[],
         tests: &["cpus", "hang"],
         end: Some(VmmEnd { status: 124, message: "iovmm: timeout", vmm_timeout_secs: Some(20) }),
+        kernel: GuestKernel::Built,
     },
     vtd(
         "vtd-legacy",
@@ -248,15 +294,16 @@ pub const SCENARIOS: &[Scenario] = &[
     ),
     vtd(
         "vtd-scalable",
-        "VT-d scalable mode, second-stage tables (48-bit): intel-iommu + iommufd + VFIO cdev DMA",
-        &["--iommu", "vtd,aw=48,sm=on"],
+        "VT-d scalable mode with second-stage tables only (no FLTS: every domain Linux makes, its DMA-API domain \
+         and iommufd's, is second-stage): intel-iommu + iommufd + VFIO cdev DMA",
+        &["--iommu", VTD_SCALABLE_OPTIONS],
         VTD_SCALABLE_CMDLINE,
         VTD_TESTS,
     ),
     vtd(
         "vtd-scalable-nocache",
         "vtd-scalable with the model's translation caches off (results must not change)",
-        &["--iommu", "vtd,aw=48,sm=on,caching=off"],
+        &["--iommu", "vtd,aw=48,sm=on,fl=off,nest=off,caching=off"],
         VTD_SCALABLE_CMDLINE,
         VTD_TESTS,
     ),
@@ -323,16 +370,16 @@ pub const SCENARIOS: &[Scenario] = &[
     ),
     vtd(
         "vtd-first-stage",
-        "VT-d with first- and second-stage tables and interrupt remapping: the kernel's DMA domain is \
-         first-stage (observable through a fault), the iommufd second-stage tests still pass",
-        &["--iommu", VTD_NESTED_OPTIONS],
+        "VT-d with first- and second-stage tables, no nesting, and interrupt remapping: the kernel's DMA domain \
+         is first-stage (observable through a fault), the iommufd tests pass on whichever stage the kernel picks",
+        &["--iommu", VTD_FIRST_STAGE_OPTIONS],
         VTD_IR_CMDLINE,
         VTD_FIRST_STAGE_TESTS,
     ),
     vtd(
         "vtd-first-stage-nocache",
         "vtd-first-stage with the model's translation caches off",
-        &["--iommu", "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on,caching=off"],
+        &["--iommu", "vtd,aw=48,sm=on,fl=on,nest=off,ir=on,eim=on,caching=off"],
         VTD_IR_CMDLINE,
         VTD_FIRST_STAGE_TESTS,
     ),
@@ -366,6 +413,26 @@ pub const SCENARIOS: &[Scenario] = &[
         &["--iommu", "tce,caching=off"],
         SMMUV3_CMDLINE,
         TCE_TESTS,
+    ),
+    distro(
+        "distro-legacy",
+        "Debian's own kernel on VT-d legacy mode with interrupt remapping: clean log, DMAR and IR up, ioatdma's \
+         self-test DMA through the DMA-API domain",
+        &["--iommu", "vtd,aw=48,sm=off,ir=on,eim=on"],
+        &["intel_iommu=on,sm_off"],
+    ),
+    distro(
+        "distro-scalable",
+        "Debian's own kernel on VT-d scalable mode, second-stage tables only: clean log, DMAR and IR up, ioatdma DMA",
+        &["--iommu", "vtd,aw=48,sm=on,fl=off,nest=off,ir=on,eim=on"],
+        &["intel_iommu=on,sm_on"],
+    ),
+    distro(
+        "distro-first-stage",
+        "Debian's own kernel on VT-d scalable mode with first-stage tables (its DMA-API domain is first-stage): \
+         clean log, DMAR and IR up, ioatdma DMA",
+        &["--iommu", VTD_FIRST_STAGE_OPTIONS],
+        &["intel_iommu=on,sm_on"],
     ),
 ];
 
@@ -476,7 +543,7 @@ mod tests {
                 "--cpus",
                 "2",
                 "--iommu",
-                "vtd,aw=48,sm=on"
+                "vtd,aw=48,sm=on,fl=off,nest=off"
             ]
         );
         let c = s.guest_cmdline();
@@ -522,7 +589,12 @@ mod tests {
             assert!(c.ends_with(" intel_iommu=on,sm_on"), "{c}");
             assert!(s.cpus > 1, "x2APIC remapping wants several vCPUs");
             let opt = s.vmm_args[1];
-            for o in ["sm=on", "fl=on", "nest=on", "ir=on", "eim=on"] {
+            let nest = if name == "vtd-first-stage" {
+                "nest=off"
+            } else {
+                "nest=on"
+            };
+            for o in ["sm=on", "fl=on", nest, "ir=on", "eim=on"] {
                 assert!(opt.split(',').any(|x| x == o), "{name}: {opt} lacks {o}");
             }
             assert!(s.tests.contains(&"ir-up") && s.tests.contains(&"hw-info"));

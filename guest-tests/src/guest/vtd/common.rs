@@ -109,7 +109,7 @@ pub fn find_fault(
         .iter()
         .filter(|r| r.seq > after)
         .filter_map(|r| log::parse_fault(&r.message))
-        .find(|f| (f.bus, f.dev, f.func) == bdf && f.addr == addr)
+        .find(|f| f.segment == 0 && (f.bus, f.dev, f.func) == bdf && f.addr == addr)
 }
 
 /// Waits for the driver to log a fault for the session's device at the page of `iova`, newer than `after`.
@@ -211,6 +211,7 @@ mod tests {
     fn line(write: bool, reason: u8) -> FaultLine {
         FaultLine {
             write,
+            segment: 0,
             pasid: None,
             bus: 0,
             dev: 3,
@@ -226,6 +227,9 @@ mod tests {
             "3,10,1,-;DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0x20000000 [fault reason 0x05] x",
             "3,11,1,-;DMAR: [DMA Write NO_PASID] Request device [00:04.0] fault addr 0x20000000 [fault reason 0x05] x",
             "3,12,1,-;DMAR: [DMA Read NO_PASID] Request device [00:03.0] fault addr 0x20001000 [fault reason 0x06] x",
+            // Linux 7.x names the segment; another segment's device is not ours.
+            "3,13,1,-;DMAR: [DMA Read NO_PASID] Request device [0001:00:03.0] fault addr 0x20002000 [fault reason 0x06] x",
+            "3,14,1,-;DMAR: [DMA Read NO_PASID] Request device [0000:00:03.0] fault addr 0x20003000 [fault reason 0x06] x",
         ]
         .iter()
         .filter_map(|s| parse_record(s))
@@ -239,6 +243,8 @@ mod tests {
             find_fault(&recs, 0, (0, 3, 0), 0x2000_1000).map(|f| f.write),
             Some(false)
         );
+        assert!(find_fault(&recs, 0, (0, 3, 0), 0x2000_2000).is_none());
+        assert!(find_fault(&recs, 0, (0, 3, 0), 0x2000_3000).is_some());
     }
 
     #[test]

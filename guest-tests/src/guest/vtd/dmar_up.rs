@@ -155,6 +155,7 @@ mod tests {
                 first: 0,
                 last: 0xfedf_ffff,
             }],
+            permitted_ranges_first_stage: vec![],
             test_device_bdf: "0000:00:03.0".into(),
         }
     }

@@ -5,7 +5,8 @@
 //! - `DMAR: Intel(R) Virtualization Technology for Directed I/O` (end of a successful intel_iommu_init)
 //! - `DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0x10000000 [fault reason 0x05] ...`
 //!   (dmar_fault_do_one; "DMA Read" when the record's T bit is 1; `[DMA Read PASID 0x5]` with a PASID;
-//!   the address is the fault record's page address, bits 11:0 clear)
+//!   the address is the fault record's page address, bits 11:0 clear). Linux 7.x names the device with its
+//!   PCI segment, `[0000:00:03.0]`; both forms are parsed, and the segment must be the unit's (0).
 
 use super::super::kmsg::{KmsgRecord, WORST_ALLOWED_BELOW};
 
@@ -16,6 +17,8 @@ pub const VTD_UP: &str = "DMAR: Intel(R) Virtualization Technology for Directed 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultLine {
     pub write: bool,
+    /// The PCI segment, when the kernel prints one (7.x); 0 otherwise.
+    pub segment: u16,
     pub pasid: Option<u32>,
     pub bus: u8,
     pub dev: u8,
@@ -39,6 +42,20 @@ pub fn parse_bdf_short(s: &str) -> Option<(u8, u8, u8)> {
     ))
 }
 
+/// Parses the device of a fault line: `bb:dd.f` (6.12) or `ssss:bb:dd.f` (7.x).
+pub fn parse_fault_bdf(s: &str) -> Option<(u16, u8, u8, u8)> {
+    match s.split_once(':') {
+        Some((seg, rest)) if seg.len() == 4 && rest.contains(':') => {
+            let (bus, dev, func) = parse_bdf_short(rest)?;
+            Some((u16::from_str_radix(seg, 16).ok()?, bus, dev, func))
+        }
+        _ => {
+            let (bus, dev, func) = parse_bdf_short(s)?;
+            Some((0, bus, dev, func))
+        }
+    }
+}
+
 /// Parses a DMA-remapping fault line (with or without the `DMAR: ` prefix).
 pub fn parse_fault(msg: &str) -> Option<FaultLine> {
     let m = msg.trim();
@@ -58,13 +75,14 @@ pub fn parse_fault(msg: &str) -> Option<FaultLine> {
     };
     let rest = rest.trim_start().strip_prefix("Request device [")?;
     let (bdf, rest) = rest.split_once(']')?;
-    let (bus, dev, func) = parse_bdf_short(bdf)?;
+    let (segment, bus, dev, func) = parse_fault_bdf(bdf)?;
     let rest = rest.trim_start().strip_prefix("fault addr ")?;
     let (addr, rest) = rest.split_once(' ')?;
     let rest = rest.trim_start().strip_prefix("[fault reason ")?;
     let (reason, _) = rest.split_once(']')?;
     Some(FaultLine {
         write,
+        segment,
         pasid,
         bus,
         dev,
@@ -174,6 +192,7 @@ mod tests {
             parse_fault(&l),
             Some(FaultLine {
                 write: true,
+                segment: 0,
                 pasid: None,
                 bus: 0,
                 dev: 3,
@@ -194,6 +213,27 @@ mod tests {
         )
         .is_none());
         assert!(parse_fault("DMAR: DRHD: handling fault status reg 2").is_none());
+    }
+
+    #[test]
+    fn parses_fault_lines_in_the_7_x_format() {
+        // 7.x: "[%04x:%02x:%02x.%d]" with iommu->segment first.
+        let l = format!(
+            "DMAR: [{} NO_PASID] Request device [{:04x}:{:02x}:{:02x}.{}] fault addr 0x{:x} [fault reason 0x{:02x}] {}",
+            "DMA Read", 0, 0, 3, 0, 0x5010_0000u64, 0x79, "SM: Read/Write permission error in second-level paging entry"
+        );
+        let f = parse_fault(&l).unwrap();
+        assert_eq!((f.segment, f.bus, f.dev, f.func), (0, 0, 3, 0));
+        assert_eq!((f.write, f.addr, f.reason), (false, 0x5010_0000, 0x79));
+        let f = parse_fault("[DMA Write PASID 0x5] Request device [0002:0a:1f.7] fault addr 0x1000 [fault reason 0x71] x")
+            .unwrap();
+        assert_eq!(
+            (f.segment, f.bus, f.dev, f.func, f.pasid),
+            (2, 0x0a, 0x1f, 7, Some(5))
+        );
+        assert_eq!(parse_fault_bdf("00:03.0"), Some((0, 0, 3, 0)));
+        assert_eq!(parse_fault_bdf("0000:00:03.0"), Some((0, 0, 3, 0)));
+        assert_eq!(parse_fault_bdf("000:00:03.0"), None);
     }
 
     #[test]

@@ -50,8 +50,12 @@ pub fn check_reserved(text: &str, want: &[IovaRange], r: &mut Report) {
     }
 }
 
-fn probe_maps(s: &Session, info: &IommuInfo, r: &mut Report) -> Result<(), String> {
-    let want = &info.permitted_ranges;
+fn probe_maps(
+    s: &Session,
+    info: &IommuInfo,
+    want: &[IovaRange],
+    r: &mut Report,
+) -> Result<(), String> {
     let buf = DmaBuffer::new(PAGE as usize, PAGE as usize)?;
     let len = PAGE;
     if !iova::permits(want, CONTROL_IOVA, len) {
@@ -118,7 +122,6 @@ pub fn run(ctx: &Context) -> Report {
         Ok(i) => i,
         Err(e) => return Report::failure(e),
     };
-    let want = &info.permitted_ranges;
     let s = match Session::open(ctx) {
         Ok(s) => s,
         Err(e) => return Report::failure(e),
@@ -127,6 +130,14 @@ pub fn run(ctx: &Context) -> Report {
     for n in &s.notes {
         r.diag(n.clone());
     }
+    // Nothing is mapped yet, so the control IOVA tells which tables the kernel gave the IOAS.
+    let want = match s.attached_stage(CONTROL_IOVA) {
+        Ok(stage) => {
+            r.diag(format!("the IOAS's domain uses {} tables", stage.name()));
+            stage.published(info)
+        }
+        Err(e) => return Report::failure(e),
+    };
     match s.iommufd.iova_ranges(s.ioas) {
         Ok((got, align)) => {
             check_ranges(&got, want, &mut r);
@@ -171,7 +182,7 @@ pub fn run(ctx: &Context) -> Report {
         }
         Err(e) => r.fail(e),
     }
-    if let Err(e) = probe_maps(&s, info, &mut r) {
+    if let Err(e) = probe_maps(&s, info, want, &mut r) {
         r.fail(e);
     }
     r

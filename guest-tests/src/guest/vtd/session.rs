@@ -116,12 +116,76 @@ impl Session {
         let short = self.bdf.split_once(':').map(|(_, s)| s)?;
         super::log::parse_bdf_short(short)
     }
+
+    /// Which tables the domain the kernel attached uses, asked of the hardware rather than assumed from the
+    /// kernel version (Linux 6.12 gives iommufd second-stage domains, 7.x first-stage ones where the unit has
+    /// them): a translation request for `unmapped`, an IOVA nothing maps, is refused with a first-stage
+    /// not-present reason on first-stage tables and a second-stage or legacy one otherwise. Translation
+    /// requests are not recorded as faults.
+    pub fn attached_stage(&self, unmapped: u64) -> Result<Stage, String> {
+        let (x, o) = self.engine().translate(unmapped, false)?;
+        if x.status != pci::test_device::regs::STATUS_FAULT {
+            return Err(format!(
+                "translation request for unmapped IOVA {unmapped:#x}: status {}, expected a refusal",
+                x.status
+            ));
+        }
+        stage_of_reason(o.fault_reason).ok_or_else(|| {
+            format!(
+                "translation request for unmapped IOVA {unmapped:#x} refused with reason {:#x}, \
+                 neither a first- nor a second-stage not-present reason",
+                o.fault_reason
+            )
+        })
+    }
+}
+
+/// The translation tables of a domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    First,
+    Second,
+}
+
+impl Stage {
+    /// The ranges the VMM published for a domain of this stage.
+    pub fn published(self, info: &IommuInfo) -> &[firmware_tables::description::IovaRange] {
+        match self {
+            Stage::First => &info.permitted_ranges_first_stage,
+            Stage::Second => &info.permitted_ranges,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::First => "first-stage",
+            Stage::Second => "second-stage",
+        }
+    }
+}
+
+/// The stage a not-present refusal names (VT-d 7.1.3 / 7.2.3): 0x71 first stage; 0x79 second stage (scalable);
+/// legacy mode's 0x2-0x6 are second-stage by construction.
+pub fn stage_of_reason(reason: u32) -> Option<Stage> {
+    match reason {
+        0x71 => Some(Stage::First),
+        0x79 | 0x2..=0x6 => Some(Stage::Second),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn stage_from_the_refusal_reason() {
+        assert_eq!(stage_of_reason(0x71), Some(Stage::First));
+        assert_eq!(stage_of_reason(0x79), Some(Stage::Second));
+        assert_eq!(stage_of_reason(0x5), Some(Stage::Second));
+        assert_eq!(stage_of_reason(0x85), None);
+    }
 
     #[test]
     fn bdf_gets_a_segment() {

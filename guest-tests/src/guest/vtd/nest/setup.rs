@@ -248,6 +248,7 @@ mod tests {
             base: 0xfed9_0000,
             id_registers: vec![cap, ecap],
             permitted_ranges: vec![],
+            permitted_ranges_first_stage: vec![],
             test_device_bdf: "0000:00:03.0".into(),
         }
     }
