@@ -100,9 +100,9 @@ build_one() {
         fi
     done <"$frag"
     if ((${#dropped[@]})); then
-        printf '[images] error: kernel %s: Kconfig did not honour these fragment lines (missing dependencies, or an option this version lacks: prefix the line with "VERSION: "):\n' "$v" >&2
-        printf '[images]   %s\n' "${dropped[@]}" >&2
-        exit 1
+        local joined
+        joined="$(printf '%s; ' "${dropped[@]}")"
+        die "kernel $v: Kconfig did not honour ${#dropped[@]} fragment line(s) (a missing dependency, or an option Linux $v lacks: give such a line a \"VERSION: \" prefix): ${joined%; }"
     fi
     log "kernel $v: all $(grep -cE '^(CONFIG_|# CONFIG_.* is not set)' "$frag") fragment options present in .config"
 

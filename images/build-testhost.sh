@@ -2,14 +2,14 @@
 # Build the TCG test host: a QEMU TCG machine (-cpu max offers nested SVM)
 # running Debian's prebuilt 6.12 kernel with kvm-amd, so /dev/kvm is real
 # (emulated) SVM even where the machine's own /dev/kvm cannot run Linux guests.
-# See /work/shared/reference/kvm-on-this-machine.md.
+# (A /dev/kvm served by software PVM cannot run Linux guests; nested SVM under TCG can.)
 #
 # Outputs:
 #   build/images/testhost-vmlinuz        Debian's linux-image-<ver>+deb12-amd64 vmlinuz,
 #                                        same version as the installed linux-source-6.12
 #   build/images/testhost-base.cpio.gz   busybox-static (+ applet symlinks), the modules
 #                                        irqbypass, ccp, kvm, kvm-amd, and /init
-# Cache: ${IOVMM_CACHE:-$HOME/.cache/iovmm}/debs/<linux-image .deb>
+# Cache: ${IOVMM_CACHE:-$HOME/.cache/iovmm}/debs/<linux-image .deb> (lib.sh fetch_deb)
 #        ${IOVMM_CACHE}/testhost/<key>/{vmlinuz,base.cpio.gz}
 #        key = first 16 hex digits of sha256 over (.deb file name and sha256,
 #              busybox-static version, this script, lib.sh).
@@ -54,34 +54,10 @@ MODULES=(
 busybox=/bin/busybox
 start=$SECONDS
 
-# --- Resolve and fetch Debian's linux-image matching linux-source-6.12 -------
+# --- Debian's linux-image matching linux-source-6.12 (the distro-6.12 guest kernel is the same package) -----
 src_version="$(linux_source_version)"            # e.g. 6.12.117-1~deb12u1
 upstream="${src_version%%-*}"                     # e.g. 6.12.117
-pkg="linux-image-${upstream}+deb12-amd64"
-deb_dir="$CACHE_ROOT/debs"
-mkdir -p "$deb_dir"
-
-# The cached .deb of $pkg at $src_version, if any.
-cached_deb() {
-    local f
-    for f in "$deb_dir/${pkg}"_*_amd64.deb; do
-        [[ -f $f && "$(dpkg-deb -f "$f" Version)" == "$src_version" ]] && { echo "$f"; return 0; }
-    done
-    return 1
-}
-
-if ! deb="$(cached_deb)"; then
-    if ! apt-cache show "$pkg=$src_version" >/dev/null 2>&1; then
-        ((EUID == 0)) || die "apt-cache knows no $pkg=$src_version; run apt-get update as root"
-        log "testhost: apt-cache knows no $pkg=$src_version, running apt-get update"
-        apt-get update
-        apt-cache show "$pkg=$src_version" >/dev/null 2>&1 \
-            || die "no package $pkg=$src_version in the configured apt sources"
-    fi
-    log "testhost: downloading $pkg=$src_version"
-    (cd "$deb_dir" && apt-get download "$pkg=$src_version")
-    deb="$(cached_deb)" || die "apt-get download did not produce ${pkg}_*_amd64.deb"
-fi
+deb="$(fetch_deb "linux-image-${upstream}+deb12-amd64" "$src_version")"
 
 busybox_version="$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null)" \
     || die "busybox-static is not installed (run scripts/deps.sh)"

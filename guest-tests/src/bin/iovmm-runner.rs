@@ -3,6 +3,7 @@
 //! - `iovmm-runner list`
 //! - `iovmm-runner run SCENARIO [--host-mode auto|native|tcg] [--images DIR] [--iovmm PATH] [--kernel PATH]
 //!   [--initrd PATH] [--junit PATH] [--log PATH] [--timeout SECS]`
+//! - `iovmm-runner peer SCENARIO [--peer qemu-kvm] [same options]`
 //! - `iovmm-runner bench-boot [SCENARIO options] [--runs N] [--out FILE]`
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use guest_tests::runner::bench::{self, BenchOptions};
 use guest_tests::runner::hostmode::HostModeChoice;
 use guest_tests::runner::kernels::KernelVersion;
 use guest_tests::runner::paths::Overrides;
+use guest_tests::runner::peer::{self, Peer, PeerOptions};
 use guest_tests::runner::run::{self, RunOptions};
 use guest_tests::runner::scenario::SCENARIOS;
 
@@ -85,6 +87,16 @@ enum Cmd {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Boot a scenario's guest under a reference VMM on the same KVM (QEMU/KVM; in tcg mode inside the same test
+    /// host) and report what its kernel did: userspace reached, panic, warning-level lines.
+    Peer {
+        scenario: String,
+        /// The reference VMM.
+        #[arg(long, value_enum, default_value = "qemu-kvm")]
+        peer: Peer,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Time boots of iovmm against plain QEMU TCG.
     BenchBoot {
         #[command(flatten)]
@@ -141,6 +153,17 @@ fn main() -> ExitCode {
             paths: common.overrides(),
             junit,
             log,
+            timeout_secs: common.timeout,
+        })),
+        Cmd::Peer {
+            scenario,
+            peer,
+            common,
+        } => code(peer::peer(&PeerOptions {
+            scenario,
+            peer,
+            host_mode: common.host_mode,
+            paths: common.overrides(),
             timeout_secs: common.timeout,
         })),
         Cmd::BenchBoot {

@@ -13,6 +13,7 @@ pub mod ktap;
 pub mod monitor;
 pub mod native;
 pub mod paths;
+pub mod peer;
 pub mod run;
 pub mod scenario;
 pub mod tcg;
