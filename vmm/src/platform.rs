@@ -113,9 +113,15 @@ pub fn epf_test_bdf() -> u16 {
     u16::from(pci::epf_test::DEFAULT_DEVICE_NUMBER) << 3
 }
 
+/// The I/OAT DMA engine's requester id (BDF 00:06.0): the guest kernel's ioatdma driver (and VFIO's ioat
+/// selftest driver) copies memory with it through the IOMMU.
+pub fn ioat_bdf() -> u16 {
+    u16::from(pci::ioat::DEFAULT_DEVICE_NUMBER) << 3
+}
+
 /// Requester ids of every DMA-capable device behind the IOMMU.
 pub fn dma_sources() -> Vec<u16> {
-    vec![test_device_bdf(), epf_test_bdf()]
+    vec![test_device_bdf(), epf_test_bdf(), ioat_bdf()]
 }
 
 /// Everything the guest is given besides RAM and the CPU.
@@ -148,7 +154,8 @@ impl Platform {
             None => Arc::new(IdentityPort),
         };
         let dma = DmaAccessor::new(port.clone(), io.mem.clone(), u32::from(test_device_bdf()));
-        let epf_dma = DmaAccessor::new(port, io.mem.clone(), u32::from(epf_test_bdf()));
+        let epf_dma = DmaAccessor::new(port.clone(), io.mem.clone(), u32::from(epf_test_bdf()));
+        let ioat_dma = DmaAccessor::new(port, io.mem.clone(), u32::from(ioat_bdf()));
         let remapper = iommu.as_ref().and_then(IommuUnit::remapper);
         let router = Arc::new(MsiRouter::new(io.msi, remapper));
         let mut segment = pci::PciSegment::new();
@@ -165,6 +172,11 @@ impl Platform {
             .map_err(|e| PlatformError::Pci(e.to_string()))?;
         segment
             .add_device(pci::epf_test::DEFAULT_DEVICE_NUMBER, Box::new(epf))
+            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        let ioat = pci::ioat::Ioat::new(router.for_device(ioat_bdf()), ioat_dma)
+            .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        segment
+            .add_device(pci::ioat::DEFAULT_DEVICE_NUMBER, Box::new(ioat))
             .map_err(|e| PlatformError::Pci(e.to_string()))?;
         segment
             .allocate_bars(

@@ -14,6 +14,7 @@ pub mod capability;
 pub mod config;
 pub mod device;
 pub mod epf_test;
+pub mod ioat;
 pub mod msi;
 pub mod msix;
 pub mod pcie;
