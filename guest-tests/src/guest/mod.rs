@@ -30,6 +30,7 @@ pub mod tce;
 pub mod testdev;
 pub mod vfio;
 pub mod vfio_cdev;
+pub mod vfio_type1;
 pub mod vmm_end;
 pub mod vtd;
 

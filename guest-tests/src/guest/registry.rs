@@ -9,7 +9,9 @@ use super::vtd::nest::{
 use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
-use super::{acpi, cpus, ioat, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vmm_end};
+use super::{
+    acpi, cpus, ioat, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vfio_type1, vmm_end,
+};
 
 /// One guest test.
 pub struct TestCase {
@@ -105,6 +107,11 @@ pub const TESTS: &[TestCase] = &[
         name: "ir-up",
         summary: "interrupt remapping on (x2APIC), IO-APIC and the device's MSI/MSI-X through it, exactly once each",
         run: ir::run,
+    },
+    TestCase {
+        name: "vfio-type1",
+        summary: "legacy VFIO (group + type1 v2 container): IOVA ranges as published, map limits, DMA through RO/RW mappings, faults",
+        run: vfio_type1::run,
     },
     TestCase {
         name: "ir-kernel",

@@ -1,6 +1,6 @@
-//! Just enough VFIO (no-IOMMU mode) to drive the test device from user space: bind it to vfio-pci, open
-//! the group and a container, get the device fd, access config space and BARs through the regions, and
-//! route MSI / MSI-X vectors to eventfds.
+//! Just enough VFIO to drive the test device from user space: bind it to vfio-pci, open the group and a
+//! container (no-IOMMU mode, or the type1 IOMMU backend), get the device fd, access config space and BARs
+//! through the regions, and route MSI / MSI-X vectors to eventfds.
 //!
 //! Structures and constants come from `vfio-bindings`; the ioctl request numbers (C macros, which bindgen
 //! does not translate) are declared with vmm-sys-util's `ioctl_io_nr!`.
@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vfio_bindings::bindings::vfio::{
-    vfio_group_status, vfio_irq_info, vfio_irq_set, vfio_region_info, VFIO_API_VERSION, VFIO_BASE,
-    VFIO_GROUP_FLAGS_VIABLE, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD,
-    VFIO_IRQ_SET_DATA_NONE, VFIO_NOIOMMU_IOMMU, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_TYPE,
+    vfio_group_status, vfio_irq_info, vfio_irq_set, vfio_region_info, VFIO_TYPE1v2_IOMMU,
+    VFIO_API_VERSION, VFIO_BASE, VFIO_GROUP_FLAGS_VIABLE, VFIO_IRQ_SET_ACTION_TRIGGER,
+    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_NOIOMMU_IOMMU,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_TYPE,
 };
 use vmm_sys_util::ioctl::{
     ioctl, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_ref, ioctl_with_val,
@@ -71,16 +72,27 @@ pub fn current_driver(dev: &Path) -> Option<String> {
     link.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
-/// The no-IOMMU group device for `bdf`: `/dev/vfio/noiommu-N` where N is the device's iommu_group.
-pub fn noiommu_group_path(sys: &Path, dev_root: &Path, bdf: &str) -> Result<PathBuf, String> {
+/// The device's IOMMU group number (the `iommu_group` link's target).
+fn iommu_group(sys: &Path, bdf: &str) -> Result<String, String> {
     let link = sys.join("bus/pci/devices").join(bdf).join("iommu_group");
     let target =
         std::fs::read_link(&link).map_err(|e| format!("cannot read {}: {e}", link.display()))?;
-    let group = target
+    target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| format!("bad iommu_group link {}", target.display()))?;
-    Ok(dev_root.join("vfio").join(format!("noiommu-{group}")))
+        .ok_or_else(|| format!("bad iommu_group link {}", target.display()))
+}
+
+/// The no-IOMMU group device for `bdf`: `/dev/vfio/noiommu-N` where N is the device's iommu_group.
+pub fn noiommu_group_path(sys: &Path, dev_root: &Path, bdf: &str) -> Result<PathBuf, String> {
+    Ok(dev_root
+        .join("vfio")
+        .join(format!("noiommu-{}", iommu_group(sys, bdf)?)))
+}
+
+/// The group device of `bdf` behind a real IOMMU: `/dev/vfio/N`.
+pub fn group_path(sys: &Path, dev_root: &Path, bdf: &str) -> Result<PathBuf, String> {
+    Ok(dev_root.join("vfio").join(iommu_group(sys, bdf)?))
 }
 
 /// Waits until `path` exists (devtmpfs creates nodes asynchronously).
@@ -101,7 +113,8 @@ pub fn wait_for(path: &Path, timeout: Duration) -> Result<(), String> {
 /// An opened VFIO device, with whatever must stay open for its lifetime (group and container in the legacy
 /// flow; nothing for a cdev, see `vfio_cdev`).
 pub struct VfioDevice {
-    _keep: Vec<File>,
+    /// The container and the group (legacy flow), kept open for the device's lifetime; empty for a cdev.
+    keep: Vec<File>,
     device: File,
 }
 
@@ -124,6 +137,39 @@ struct IrqSetOne {
 impl VfioDevice {
     /// Opens container (`dev_root/vfio/vfio`) and group, selects the no-IOMMU backend, gets the device fd.
     pub fn open(dev_root: &Path, group_path: &Path, bdf: &str) -> Result<Self, String> {
+        Self::open_backend(
+            dev_root,
+            group_path,
+            bdf,
+            VFIO_NOIOMMU_IOMMU,
+            "VFIO container lacks VFIO_NOIOMMU_IOMMU (vfio.enable_unsafe_noiommu_mode=1?)",
+        )
+    }
+
+    /// Opens container and group with the type1 (v2) IOMMU backend, the legacy VFIO API in front of the real
+    /// IOMMU (what kernels without iommufd offer), and gets the device fd. [`Self::container`] maps DMA.
+    pub fn open_type1(dev_root: &Path, group_path: &Path, bdf: &str) -> Result<Self, String> {
+        Self::open_backend(
+            dev_root,
+            group_path,
+            bdf,
+            VFIO_TYPE1v2_IOMMU,
+            "VFIO container lacks VFIO_TYPE1v2_IOMMU (vfio_iommu_type1 not loaded?)",
+        )
+    }
+
+    /// The container of a device opened through a group.
+    pub fn container(&self) -> Option<&File> {
+        self.keep.first()
+    }
+
+    fn open_backend(
+        dev_root: &Path,
+        group_path: &Path,
+        bdf: &str,
+        backend: u32,
+        missing: &str,
+    ) -> Result<Self, String> {
         let rw = |p: &Path| {
             OpenOptions::new()
                 .read(true)
@@ -138,18 +184,9 @@ impl VfioDevice {
             return Err(format!("VFIO API version {v}, expected {VFIO_API_VERSION}"));
         }
         // SAFETY: VFIO_CHECK_EXTENSION takes an integer argument by value.
-        let ext = unsafe {
-            ioctl_with_val(
-                &container,
-                VFIO_CHECK_EXTENSION(),
-                VFIO_NOIOMMU_IOMMU.into(),
-            )
-        };
+        let ext = unsafe { ioctl_with_val(&container, VFIO_CHECK_EXTENSION(), backend.into()) };
         if ext <= 0 {
-            return Err(
-                "VFIO container lacks VFIO_NOIOMMU_IOMMU (vfio.enable_unsafe_noiommu_mode=1?)"
-                    .into(),
-            );
+            return Err(missing.to_string());
         }
         let group = rw(group_path)?;
         let mut status = vfio_group_status {
@@ -169,8 +206,8 @@ impl VfioDevice {
             return Err(os_err("VFIO_GROUP_SET_CONTAINER"));
         }
         // SAFETY: VFIO_SET_IOMMU takes the IOMMU type by value.
-        if unsafe { ioctl_with_val(&container, VFIO_SET_IOMMU(), VFIO_NOIOMMU_IOMMU.into()) } < 0 {
-            return Err(os_err("VFIO_SET_IOMMU(NOIOMMU)"));
+        if unsafe { ioctl_with_val(&container, VFIO_SET_IOMMU(), backend.into()) } < 0 {
+            return Err(os_err(&format!("VFIO_SET_IOMMU({backend})")));
         }
         let name = CString::new(bdf).map_err(|_| format!("bad BDF {bdf:?}"))?;
         // SAFETY: the argument is a NUL-terminated device name valid for the call.
@@ -185,10 +222,7 @@ impl VfioDevice {
 
     /// A device from its fd and the files that must outlive it.
     pub fn from_parts(keep: Vec<File>, device: File) -> Self {
-        Self {
-            _keep: keep,
-            device,
-        }
+        Self { keep, device }
     }
 
     /// The device fd.

@@ -52,6 +52,7 @@ pub const VTD_TESTS: &[&str] = &[
     "dma-fault",
     "dma-readonly",
     "two-ioas",
+    "vfio-type1",
 ];
 
 /// The RMRR scenario: the DMAR table, e820 and the test device's ranges with an RMRR on another device.
@@ -182,7 +183,7 @@ pub const TCE_TESTS: &[&str] = &[
 
 /// Guest tests of the `distro-*` scenarios: Debian's own kernels boot clean (no warning-level line) with the VT-d
 /// unit and interrupt remapping up, and a driver Debian ships (ioatdma) moves data through the DMA-API domain.
-/// No iommufd tests: Debian builds its kernels without IOMMUFD.
+/// VFIO through the legacy type1 container only: Debian builds its kernels without IOMMUFD.
 pub const DISTRO_TESTS: &[&str] = &[
     "cpus",
     "memory-map",
@@ -192,6 +193,7 @@ pub const DISTRO_TESTS: &[&str] = &[
     "kernel-log",
     "ir-kernel",
     "ioat-dma",
+    "vfio-type1",
 ];
 
 /// One scenario on the distribution's own kernel (Debian's, of the version the run asks for): 2 vCPUs, 512 MiB.
@@ -499,6 +501,7 @@ pub const BINDING_TESTS: &[&str] = &[
     "nested-replace",
     "monitor-check",
     "nested-faults",
+    "vfio-type1",
 ];
 
 /// Tests that provoke DMA faults (the driver logs them at error level).
@@ -511,6 +514,7 @@ pub const FAULTING_TESTS: &[&str] = &[
     "nested-probe",
     "nested-replace",
     "nested-faults",
+    "vfio-type1",
 ];
 
 #[cfg(test)]

@@ -117,27 +117,31 @@ impl Session {
         super::log::parse_bdf_short(short)
     }
 
-    /// Which tables the domain the kernel attached uses, asked of the hardware rather than assumed from the
-    /// kernel version (Linux 6.12 gives iommufd second-stage domains, 7.x first-stage ones where the unit has
-    /// them): a translation request for `unmapped`, an IOVA nothing maps, is refused with a first-stage
-    /// not-present reason on first-stage tables and a second-stage or legacy one otherwise. Translation
-    /// requests are not recorded as faults.
+    /// Which tables the domain the kernel attached uses ([`domain_stage`]).
     pub fn attached_stage(&self, unmapped: u64) -> Result<Stage, String> {
-        let (x, o) = self.engine().translate(unmapped, false)?;
-        if x.status != pci::test_device::regs::STATUS_FAULT {
-            return Err(format!(
-                "translation request for unmapped IOVA {unmapped:#x}: status {}, expected a refusal",
-                x.status
-            ));
-        }
-        stage_of_reason(o.fault_reason).ok_or_else(|| {
-            format!(
-                "translation request for unmapped IOVA {unmapped:#x} refused with reason {:#x}, \
-                 neither a first- nor a second-stage not-present reason",
-                o.fault_reason
-            )
-        })
+        domain_stage(&self.engine(), unmapped)
     }
+}
+
+/// Which tables the device's current domain uses, asked of the hardware rather than assumed from the kernel
+/// version (Linux 6.12 gives iommufd second-stage domains, 7.x first-stage ones where the unit has them): a
+/// translation request for `unmapped`, an IOVA nothing maps, is refused with a first-stage not-present reason on
+/// first-stage tables and a second-stage or legacy one otherwise. Translation requests are not recorded as faults.
+pub fn domain_stage(engine: &DmaEngine<'_>, unmapped: u64) -> Result<Stage, String> {
+    let (x, o) = engine.translate(unmapped, false)?;
+    if x.status != pci::test_device::regs::STATUS_FAULT {
+        return Err(format!(
+            "translation request for unmapped IOVA {unmapped:#x}: status {}, expected a refusal",
+            x.status
+        ));
+    }
+    stage_of_reason(o.fault_reason).ok_or_else(|| {
+        format!(
+            "translation request for unmapped IOVA {unmapped:#x} refused with reason {:#x}, \
+             neither a first- nor a second-stage not-present reason",
+            o.fault_reason
+        )
+    })
 }
 
 /// The translation tables of a domain.
