@@ -10,6 +10,7 @@ pub mod context;
 pub mod cpus;
 pub mod dma_engine;
 pub mod dmabuf;
+pub mod dmatest;
 pub mod hwpt;
 pub mod init;
 pub mod ioat;

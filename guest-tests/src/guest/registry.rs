@@ -10,7 +10,7 @@ use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
 use super::{
-    acpi, cpus, ioat, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vfio_type1, vmm_end,
+    acpi, cpus, dmatest, ioat, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vfio_type1, vmm_end,
 };
 
 /// One guest test.
@@ -52,6 +52,11 @@ pub const TESTS: &[TestCase] = &[
         name: "kernel-dma",
         summary: "the kernel's pci_endpoint_test driver moves CRC-checked data through the DMA API (WRITE/READ/COPY, 4 KiB..1 MiB) and MSI",
         run: kernel_dma::run,
+    },
+    TestCase {
+        name: "dmatest",
+        summary: "Linux's dmatest over the I/OAT channel through each default-domain type (strict, lazy, identity where ECAP.PT): every copy verified, 0 failures",
+        run: dmatest::run,
     },
     TestCase {
         name: "ioat-dma",

@@ -163,6 +163,14 @@ pub const SMMUV3_TESTS: &[&str] = &[
 /// without a shell or single-quoted, so the `$` needs no escaping.
 pub const SMMUV3_CMDLINE: &[&str] = &["memmap=16M$0x10000000"];
 
+/// Guest command line of the TCE scenarios: the SMMUv3 scenarios' reserved RAM, and no ioatdma. An x86 kernel has
+/// no TCE driver, so a kernel driver's DMA meets empty TCE tables and freezes the PE (EEH) before the suite runs:
+/// ioatdma's probe-time self-test would do exactly that.
+pub const TCE_CMDLINE: &[&str] = &[
+    "memmap=16M$0x10000000",
+    "initcall_blacklist=ioat_init_module",
+];
+
 /// Guest tests of the TCE scenarios: every case of the shared TCE bring-up suite, in suite order (`guest::tce`;
 /// the x86 guest kernel has no TCE driver, so our driver runs over the hardware view through /dev/mem), after
 /// `tce-boot-windows`, which must see the TVEs as the VMM left them. The reserved RAM is the SMMUv3
@@ -180,6 +188,10 @@ pub const TCE_TESTS: &[&str] = &[
     "tce-eeh-outside",
     "tce-eeh-invalid",
 ];
+
+/// Guest tests of the `dmatest-*` scenarios: a clean boot with ioatdma's probe self-test through the DMA-API
+/// domain, then Linux's dmatest through every default-domain type the unit allows.
+pub const DMATEST_TESTS: &[&str] = &["dmar-up", "kernel-log", "ioat-dma", "dmatest"];
 
 /// Guest tests of the `distro-*` scenarios: Debian's own kernels boot clean (no warning-level line) with the VT-d
 /// unit and interrupt remapping up, and a driver Debian ships (ioatdma) moves data through the DMA-API domain.
@@ -406,15 +418,37 @@ pub const SCENARIOS: &[Scenario] = &[
          bring-up driver over /dev/mem: 1-level/multi-level tables, 4K/64K/2M pages, TCE kill, permitted ranges, \
          TVE validation, EEH freeze with BAR0 all ones and PE reset",
         &["--iommu", "tce"],
-        SMMUV3_CMDLINE,
+        TCE_CMDLINE,
         TCE_TESTS,
     ),
     vtd(
         "tce-nocache",
         "tce with the model's TCE cache off (stale-entry checks flip accordingly)",
         &["--iommu", "tce,caching=off"],
-        SMMUV3_CMDLINE,
+        TCE_CMDLINE,
         TCE_TESTS,
+    ),
+    vtd(
+        "dmatest-legacy",
+        "Linux's dmatest over the I/OAT engine behind VT-d legacy mode, through strict, lazy and identity \
+         default domains",
+        &["--iommu", "vtd,aw=48,sm=off"],
+        &["intel_iommu=on,sm_off"],
+        DMATEST_TESTS,
+    ),
+    vtd(
+        "dmatest-scalable",
+        "dmatest through VT-d scalable-mode second-stage domains (strict, lazy) and pass-through",
+        &["--iommu", VTD_SCALABLE_OPTIONS],
+        &["intel_iommu=on,sm_on"],
+        DMATEST_TESTS,
+    ),
+    vtd(
+        "dmatest-first-stage",
+        "dmatest through VT-d first-stage DMA-API domains (strict, lazy) and pass-through",
+        &["--iommu", VTD_FIRST_STAGE_OPTIONS],
+        &["intel_iommu=on,sm_on"],
+        DMATEST_TESTS,
     ),
     distro(
         "distro-legacy",
@@ -480,8 +514,10 @@ impl Scenario {
 /// The guest tests that ask the runner to walk their tables through the VMM monitor (VT-d, SMMUv3).
 pub const MONITOR_TESTS: &[&str] = &["monitor-check", "smmuv3-monitor"];
 
-/// Tests that bind the test device to vfio-pci (the bind logs warnings).
+/// Tests that bind the test device to vfio-pci (the bind logs warnings), or unbind a driver (ioatdma's remove path
+/// logs at error level).
 pub const BINDING_TESTS: &[&str] = &[
+    "dmatest",
     "msi",
     "msix",
     "vfio-cdev",
@@ -623,7 +659,7 @@ mod tests {
     fn bringup_scenarios(model: &str) -> (&'static Scenario, &'static Scenario) {
         let s = find(model).unwrap();
         assert_eq!(s.machine_args()[4..], ["--iommu", model]);
-        assert!(s.guest_cmdline().ends_with(" memmap=16M$0x10000000"));
+        assert!(s.guest_cmdline().contains(" memmap=16M$0x10000000"));
         // The reserved region lies inside the guest's RAM.
         assert!(
             u64::from(s.memory_mib) << 20
