@@ -2,6 +2,12 @@
 //!
 //! ```text
 //! Scope (\_SB) {
+//!     Method (_OSC, 4, Serialized) // platform-wide _OSC: acknowledges CPPC + CPPC2 only (processors.rs)
+//!     Name (CPCP, Package (23))  // the _CPC every processor returns (processors.rs)
+//!     Device (C000) {            // one ACPI0007 processor device per vCPU (processors.rs)
+//!         _HID "ACPI0007", _UID = MADT processor UID, _CPC
+//!     }
+//!     ...
 //!     Device (PCI0) {            // PCIe host bridge, PNP0A08 / PNP0A03
 //!         _HID, _CID, _UID = segment, _SEG, _BBN, _CRS, _OSC
 //!     }
@@ -33,6 +39,10 @@ use acpi_tables::aml::{
 use acpi_tables::sdt::Sdt;
 use acpi_tables::{Aml, AmlSink};
 
+use super::processors::{
+    cpc_package, platform_osc, processor_device, OSC_CAPABILITIES_MASKED,
+    OSC_UNRECOGNIZED_REVISION, OSC_UNRECOGNIZED_UUID,
+};
 use super::{AcpiPlatform, PciHostBridge, OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 
 /// DSDT revision 2: integers are 64 bits (needed for the QWord window).
@@ -46,16 +56,11 @@ pub(crate) const PCI_OSC_UUID: &str = "33DB4D5B-1FF7-401C-9657-7441C03DD766";
 /// SFI (9). Bit 6 is reserved.
 pub(crate) const OSC_GRANTED_CONTROLS: u32 = 0x3BF;
 
-/// `_OSC` status bits in capabilities DWORD 1 (ACPI 6.5 section 6.2.11, table 6.16).
-const OSC_UNRECOGNIZED_UUID: u8 = 1 << 2;
-const OSC_UNRECOGNIZED_REVISION: u8 = 1 << 3;
-const OSC_CAPABILITIES_MASKED: u8 = 1 << 4;
-
 /// PCI config address/data ports (type 1 mechanism), consumed by the host bridge.
 const PCI_CONFIG_PORTS: (u16, u16) = (0xCF8, 0xCFF);
 
 /// Already-encoded AML, so each device can be built in its own function.
-struct Raw(Vec<u8>);
+pub(crate) struct Raw(pub(crate) Vec<u8>);
 
 impl Aml for Raw {
     fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
@@ -63,7 +68,7 @@ impl Aml for Raw {
     }
 }
 
-fn encode(a: &dyn Aml) -> Raw {
+pub(crate) fn encode(a: &dyn Aml) -> Raw {
     let mut v = Vec::new();
     a.to_aml_bytes(&mut v);
     Raw(v)
@@ -240,10 +245,15 @@ fn com1(port: u16, irq: u8) -> Raw {
 
 /// Builds the DSDT (the platform must have passed `validate`).
 pub(crate) fn build_dsdt(p: &AcpiPlatform) -> Vec<u8> {
+    let osc = platform_osc();
+    let cpc = cpc_package();
+    let cpus: Vec<Raw> = (0..p.cpus).map(processor_device).collect();
     let pci0 = host_bridge(&p.pci);
     let mres = motherboard_resources(&p.pci);
     let com = p.serial_com1.map(|(port, irq)| com1(port, irq));
-    let mut devices: Vec<&dyn Aml> = vec![&pci0, &mres];
+    let mut devices: Vec<&dyn Aml> = vec![&osc, &cpc];
+    devices.extend(cpus.iter().map(|c| c as &dyn Aml));
+    devices.extend([&pci0 as &dyn Aml, &mres]);
     if let Some(c) = &com {
         devices.push(c);
     }
@@ -359,9 +369,33 @@ mod tests {
         assert!(find(&d, &uuid).is_some());
         // The granted-controls mask is a word constant (0x0B prefix).
         assert!(find(&d, &[0x0B, 0xBF, 0x03]).is_some());
-        // Method flags: 4 arguments, serialized.
-        let osc = find(&d, b"_OSC").unwrap();
+        // Method flags: 4 arguments, serialized (the host bridge's _OSC, not \_SB._OSC before it).
+        let pci0 = find(&d, b"PCI0").unwrap();
+        let osc = pci0 + find(&d[pci0..], b"_OSC").unwrap();
         assert_eq!(d[osc + 4], 4 | 1 << 3);
+        assert!(
+            find(&d[..pci0], b"_OSC").is_some(),
+            "\\_SB._OSC comes first"
+        );
+    }
+
+    #[test]
+    fn sb_scope_holds_platform_osc_cpc_and_processors() {
+        let mut p = sample_platform();
+        p.cpus = 3;
+        let d = build_dsdt(&p);
+        for name in [b"CPCP", b"C000", b"C001", b"C002", b"_CPC"] {
+            assert!(
+                find(&d, name).is_some(),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        assert!(find(&d, b"C003").is_none());
+        assert_eq!(d.windows(8).filter(|w| w == b"ACPI0007").count(), 3);
+        // Everything stays inside the one Scope (\_SB_) and the checksum holds.
+        assert_eq!(d[36], 0x10);
+        assert_eq!(byte_sum(&d), 0);
     }
 
     #[test]

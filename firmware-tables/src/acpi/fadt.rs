@@ -12,8 +12,14 @@
 //!   should not probe); `LEGACY_DEVICES` is set only when a COM1 is present (it is an OS-driven ISA device).
 //!   MSI is supported and ASPM is left to the OS (no devices have ASPM capabilities anyway).
 //! - Only X_DSDT is filled (DSDT = 0), so ACPICA never sees a 32/64-bit mismatch.
+//! - Preferred_PM_Profile is 0, "Unspecified" (section 5.2.9, table 5.10): a VM is neither a desktop, a laptop
+//!   nor a server. Linux's amd-pstate keys its default on it: with the `_CPC` of processors.rs present, an
+//!   unspecified profile makes it stop with the info-level "driver load is disabled, boot with specific mode
+//!   to enable this" (6.12 and 7.x `amd_pstate_init`). A server profile would do the same before family 0x1A
+//!   but not on 0x1A+ in 7.x, and a client profile would make it try to enable CPPC and fail at error level
+//!   ("failed to enable driver mode"): the `_CPC` has no Enable/Desired registers for a driver to write.
 
-use acpi_tables::fadt::{FADTBuilder, Flags};
+use acpi_tables::fadt::{FADTBuilder, Flags, PmProfile};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::Aml;
 
@@ -32,6 +38,7 @@ pub(crate) const HYPERVISOR_VENDOR_ID: [u8; 8] = *b"IOVMM   ";
 /// Byte offsets of FADT fields (ACPI 6.5 table 5.9).
 #[cfg(test)]
 pub(crate) mod offsets {
+    pub const PREFERRED_PM_PROFILE: usize = 45;
     pub const IAPC_BOOT_ARCH: usize = 109;
     pub const FLAGS: usize = 112;
     pub const RESET_REG: usize = 116;
@@ -46,6 +53,7 @@ pub(crate) mod offsets {
 pub(crate) fn build_fadt(p: &AcpiPlatform, dsdt_addr: u64) -> Vec<u8> {
     let mut fadt = FADTBuilder::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION)
         .dsdt_64(dsdt_addr)
+        .preferred_pm_profile(PmProfile::Unspecified)
         .flag(Flags::HwReducedAcpi)
         .flag(Flags::PwrButton)
         .flag(Flags::SlpButton);
@@ -95,6 +103,17 @@ mod tests {
         assert_eq!(&f[10..16], b"IOVMM ");
         assert_eq!(&f[16..24], b"IOVMMTBL");
         assert_eq!(byte_sum(&f), 0);
+    }
+
+    #[test]
+    fn pm_profile_is_unspecified() {
+        // amd-pstate's quiet "driver load is disabled" path (see the module documentation).
+        let f = build_fadt(&sample_platform(), 0xE_1000);
+        assert_eq!(
+            f[offsets::PREFERRED_PM_PROFILE],
+            PmProfile::Unspecified as u8
+        );
+        assert_eq!(f[offsets::PREFERRED_PM_PROFILE], 0);
     }
 
     #[test]

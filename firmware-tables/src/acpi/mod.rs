@@ -15,6 +15,7 @@ mod layout;
 mod madt;
 mod mcfg;
 mod platform;
+mod processors;
 mod rsdp;
 mod xsdt;
 
