@@ -267,8 +267,11 @@ fn check_domain(ctx: &Context, bdf: &str, r: &mut Report) {
                 t.trim(),
                 info.model
             ));
-            if let Some((stage, _)) = Caps::of(info).ok().and_then(|c| default_stage(c.ecap)) {
-                r.diag(format!("the DMA-API domain uses {stage} tables"));
+            if let Ok(c) = Caps::of(info) {
+                r.diag(format!(
+                    "the DMA-API domain uses {} tables",
+                    default_stage(c.ecap).0
+                ));
             }
         }
         (Some(_), Ok(t)) => r.fail(format!(

@@ -7,7 +7,8 @@
 //! mastering through sysfs `config`) is refused with a reason of the stage the domain's tables use: with
 //! ECAP.FLTS and SLTS both set Linux builds DMA-API domains with first-stage tables (`first_level_by_default`),
 //! so the reason must be first-stage (0x71: P clear in the first-stage entry); with SLTS only, second-stage
-//! (0x79). Legacy mode is not checked here.
+//! (0x79). In legacy mode the tables are second-stage by construction and a write through an absent entry is
+//! legacy reason 0x5 (VT-d 7.1.3: the entry's W field is 0).
 
 use std::os::unix::fs::FileExt;
 
@@ -27,17 +28,21 @@ use pci::test_device::regs::{FAULT_ACCESS_WRITE, ID_MAGIC, REG_ID};
 /// An IOVA nothing maps in the default domain (no driver ever mapped anything).
 pub const PROBE_IOVA: u64 = 0xdead_0000;
 
-/// Which tables the kernel's DMA domain uses, from the published ECAP; `None` in legacy mode.
-pub fn default_stage(ecap: u64) -> Option<(&'static str, u8)> {
+/// Legacy-mode reason of a write through a second-stage entry with W = 0 (an absent entry has R = W = 0).
+pub const LEGACY_WRITE_DENIED: u8 = 0x5;
+
+/// Which tables the kernel's DMA domain uses, from the published ECAP, and the reason a write to an unmapped
+/// IOVA gets.
+pub fn default_stage(ecap: u64) -> (&'static str, u8) {
     if ecap & ECAP_SMTS == 0 {
-        return None;
+        return ("legacy-mode second-stage", LEGACY_WRITE_DENIED);
     }
     // first_level_by_default: FLTS alone, or FLTS with SLTS for DMA-API (not UNMANAGED) domains.
-    Some(if ecap & ECAP_FLTS != 0 {
+    if ecap & ECAP_FLTS != 0 {
         ("first-stage", FS_NOT_PRESENT)
     } else {
         ("second-stage", SS_NOT_PRESENT)
-    })
+    }
 }
 
 fn read_cmd(cfg: &std::fs::File) -> Result<u16, String> {
@@ -52,7 +57,13 @@ fn write_cmd(cfg: &std::fs::File, v: u16) -> Result<(), String> {
         .map_err(|e| format!("write config command: {e}"))
 }
 
-fn probe(ctx: &Context, bdf: &str, reason: u8, r: &mut Report) -> Result<(), String> {
+fn probe(
+    ctx: &Context,
+    bdf: &str,
+    reason: u8,
+    scalable: bool,
+    r: &mut Report,
+) -> Result<(), String> {
     let dir = ctx.path(&format!("sys/bus/pci/devices/{bdf}"));
     let rw = |name: &str| {
         std::fs::OpenOptions::new()
@@ -94,7 +105,7 @@ fn probe(ctx: &Context, bdf: &str, reason: u8, r: &mut Report) -> Result<(), Str
     let parts = parse_bdf_short(short).ok_or_else(|| format!("bad BDF {bdf}"))?;
     let line = wait_fault_line_for(ctx, parts, mark, PROBE_IOVA)?;
     r.diag(format!("logged reason {:#04x}", line.reason));
-    r.fail_all(check_fault_line(&line, true, o.fault_reason, true));
+    r.fail_all(check_fault_line(&line, true, o.fault_reason, scalable));
     Ok(())
 }
 
@@ -124,10 +135,7 @@ pub fn run(ctx: &Context) -> Report {
         "driver: {}; no kernel driver maps DMA for it, so only a fault is observable",
         driver.as_deref().unwrap_or("none")
     ));
-    let Some((stage, reason)) = default_stage(caps.ecap) else {
-        r.skip("legacy mode: the default domain is second-stage by construction");
-        return r;
-    };
+    let (stage, reason) = default_stage(caps.ecap);
     r.diag(format!(
         "ECAP {:#x}: the DMA-API domain uses {stage} tables",
         caps.ecap
@@ -138,7 +146,7 @@ pub fn run(ctx: &Context) -> Report {
         ));
         return r;
     }
-    if let Err(e) = probe(ctx, &bdf, reason, &mut r) {
+    if let Err(e) = probe(ctx, &bdf, reason, caps.ecap & ECAP_SMTS != 0, &mut r) {
         r.fail(e);
     }
     if let Ok(recs) = kmsg::read_all(&ctx.path("dev/kmsg")) {
@@ -159,19 +167,13 @@ mod tests {
 
     #[test]
     fn stage_follows_ecap() {
-        assert_eq!(default_stage(0), None);
+        assert_eq!(default_stage(0), ("legacy-mode second-stage", 0x5));
         assert_eq!(
             default_stage(ECAP_SMTS | ECAP_SLTS | ECAP_FLTS),
-            Some(("first-stage", 0x71))
+            ("first-stage", 0x71)
         );
-        assert_eq!(
-            default_stage(ECAP_SMTS | ECAP_SLTS),
-            Some(("second-stage", 0x79))
-        );
-        assert_eq!(
-            default_stage(ECAP_SMTS | ECAP_FLTS).unwrap().0,
-            "first-stage"
-        );
+        assert_eq!(default_stage(ECAP_SMTS | ECAP_SLTS), ("second-stage", 0x79));
+        assert_eq!(default_stage(ECAP_SMTS | ECAP_FLTS).0, "first-stage");
     }
 
     #[test]
