@@ -119,9 +119,39 @@ pub fn ioat_bdf() -> u16 {
     u16::from(pci::ioat::DEFAULT_DEVICE_NUMBER) << 3
 }
 
-/// Requester ids of every DMA-capable device behind the IOMMU.
+/// Requester ids of the test device's SR-IOV Virtual Functions (00:03.1..00:03.4): they exist only while the
+/// guest has VF Enable set, but each has its own IOMMU context when it does.
+pub fn test_device_vf_bdfs() -> Vec<u16> {
+    use pci::test_device::regs::{TOTAL_VFS, VF_OFFSET, VF_STRIDE};
+    (0..TOTAL_VFS)
+        .map(|i| test_device_bdf() + VF_OFFSET + VF_STRIDE * i)
+        .collect()
+}
+
+/// Requester ids of every DMA-capable function behind the IOMMU (the monitor accepts these as sources): the
+/// test device, the endpoint test function, the I/OAT engine, then the test device's VFs.
 pub fn dma_sources() -> Vec<u16> {
-    vec![test_device_bdf(), epf_test_bdf(), ioat_bdf()]
+    let mut v = vec![test_device_bdf(), epf_test_bdf(), ioat_bdf()];
+    v.extend(test_device_vf_bdfs());
+    v
+}
+
+/// What the test device's Virtual Functions get when the guest enables them: the same IOMMU port and memory
+/// as the PF with their own requester id, and interrupts through the router (remapping checks their id).
+struct VfPaths {
+    port: Arc<dyn DmaPort>,
+    mem: Arc<dyn DmaMemory>,
+    router: Arc<MsiRouter>,
+}
+
+impl pci::sriov::VfPlatform for VfPaths {
+    fn dma(&self, requester_id: u16) -> DmaAccessor {
+        DmaAccessor::new(self.port.clone(), self.mem.clone(), u32::from(requester_id))
+    }
+
+    fn msi_sink(&self, requester_id: u16) -> Arc<dyn MsiSink> {
+        self.router.for_device(requester_id)
+    }
 }
 
 /// Everything the guest is given besides RAM and the CPU.
@@ -155,13 +185,21 @@ impl Platform {
         };
         let dma = DmaAccessor::new(port.clone(), io.mem.clone(), u32::from(test_device_bdf()));
         let epf_dma = DmaAccessor::new(port.clone(), io.mem.clone(), u32::from(epf_test_bdf()));
-        let ioat_dma = DmaAccessor::new(port, io.mem.clone(), u32::from(ioat_bdf()));
+        let ioat_dma = DmaAccessor::new(port.clone(), io.mem.clone(), u32::from(ioat_bdf()));
         let remapper = iommu.as_ref().and_then(IommuUnit::remapper);
         let router = Arc::new(MsiRouter::new(io.msi, remapper));
+        let vf_paths = Arc::new(VfPaths {
+            port,
+            mem: io.mem.clone(),
+            router: router.clone(),
+        });
         let mut segment = pci::PciSegment::new();
-        let test_device =
-            pci::test_device::TestDevice::new(router.for_device(test_device_bdf()), dma)
-                .map_err(|e| PlatformError::Pci(e.to_string()))?;
+        let test_device = pci::test_device::TestDevice::with_vf_platform(
+            router.for_device(test_device_bdf()),
+            dma,
+            vf_paths,
+        )
+        .map_err(|e| PlatformError::Pci(e.to_string()))?;
         segment
             .add_device(
                 pci::test_device::DEFAULT_DEVICE_NUMBER,
@@ -400,6 +438,142 @@ mod tests {
             Platform::describe(&config()).unwrap(),
             Platform::describe(&config()).unwrap()
         );
+    }
+
+    #[test]
+    fn vf_requester_ids_are_dma_sources() {
+        assert_eq!(test_device_vf_bdfs(), vec![0x19, 0x1a, 0x1b, 0x1c]);
+        let s = dma_sources();
+        assert_eq!(&s[..3], &[0x18, 0x20, 0x30], "the test device first");
+        assert!(s.ends_with(&test_device_vf_bdfs()));
+        // 00:05.0 stays empty (vtd-rmrr puts an RMRR on it), and no id is used twice.
+        assert!(s.iter().all(|&r| r >> 3 != 5));
+        let mut u = s.clone();
+        u.sort_unstable();
+        u.dedup();
+        assert_eq!(u.len(), s.len());
+    }
+
+    /// Records raw MSIs.
+    #[derive(Default)]
+    struct RawRecorder(Mutex<Vec<(u64, u32)>>);
+
+    impl RawMsi for RawRecorder {
+        fn signal(&self, address: u64, data: u32) -> Result<(), MsiError> {
+            self.0.lock().unwrap().push((address, data));
+            Ok(())
+        }
+    }
+
+    /// The guest enables two VFs of the test device through ECAM: they answer config and MMIO on the
+    /// platform's buses, raise MSI-X through the router and do DMA into guest memory.
+    #[test]
+    fn test_device_vfs_come_alive() {
+        use pci::test_device::regs::*;
+        let raw = Arc::new(RawRecorder::default());
+        let mem = Arc::new(TestMemory::new(0x1_0000));
+        let io = PlatformIo {
+            msi: raw.clone(),
+            iommu_irq: Arc::new(DiscardMsi),
+            mem: mem.clone(),
+        };
+        let p = Platform::build(&config(), io).unwrap();
+        let mut io_bus = Bus::new();
+        let mut mmio = Bus::new();
+        p.attach(&mut io_bus, &mut mmio).unwrap();
+        let boot = lock(&p.pci).describe();
+        assert!(boot
+            .iter()
+            .all(|f| !f.bdf.starts_with("0000:00:03.") || f.bdf.ends_with(".0")));
+        assert!(boot.iter().all(|f| f.bdf != "0000:00:05.0"));
+        let ecam = |f: u64, reg: usize| layout::PCI_ECAM_START | 3 << 15 | f << 12 | reg as u64;
+        let w16 = |addr: u64, v: u16| assert!(mmio.write(addr, &v.to_le_bytes()));
+        let r32 = |addr: u64| {
+            let mut b = [0u8; 4];
+            assert!(mmio.read(addr, &mut b), "{addr:#x} unclaimed");
+            u32::from_le_bytes(b)
+        };
+        w16(ecam(0, SRIOV_CAP_OFFSET + 0x10), 2);
+        w16(ecam(0, SRIOV_CAP_OFFSET + 0x08), 0x9);
+        assert_eq!(r32(ecam(1, 0x08)), CLASS_CODE << 8 | u32::from(REVISION));
+        assert_eq!(r32(ecam(3, 0x08)), u32::MAX, "no third VF");
+        let iov = lock(&p.pci).device(3).unwrap().iov_bars();
+        let (vf_bar0, vf_bar2) = (iov[0].address, iov[1].address);
+        assert_eq!(r32(vf_bar0 + REG_ID), ID_MAGIC);
+        assert_eq!(r32(vf_bar0 + 0x1000 + REG_FEATURES), VF_FEATURES);
+        // VF 1: bus mastering, MSI-X vector 0, a fill with a completion interrupt.
+        w16(ecam(2, 0x04), 0x4);
+        let msix = lock(&p.pci)
+            .function_by_rid(0x1a)
+            .and_then(|v| v.config().find_capability(0x11))
+            .unwrap();
+        w16(ecam(2, msix + 2), 0x8000);
+        let table = vf_bar2 + 0x1000;
+        assert!(mmio.write(table, &0xfee0_0000u64.to_le_bytes()));
+        assert!(mmio.write(table + 8, &0x45u32.to_le_bytes()));
+        assert!(mmio.write(table + 12, &0u32.to_le_bytes()));
+        let regs = vf_bar0 + 0x1000;
+        assert!(mmio.write(regs + REG_DMA_DST, &0x800u64.to_le_bytes()));
+        assert!(mmio.write(regs + REG_DMA_LEN, &16u64.to_le_bytes()));
+        assert!(mmio.write(
+            regs + REG_DMA_PATTERN,
+            &0x1122_3344_5566_7788u64.to_le_bytes()
+        ));
+        assert!(mmio.write(regs + REG_DMA_FLAGS, &DMA_FLAG_IRQ.to_le_bytes()));
+        assert!(mmio.write(regs + REG_DMA_CMD, &DMA_CMD_FILL.to_le_bytes()));
+        assert_eq!(r32(regs + REG_DMA_STATUS), STATUS_DONE);
+        let mut got = [0u8; 16];
+        mem.read(0x800, &mut got).unwrap();
+        assert_eq!(&got[..8], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(raw.0.lock().unwrap().as_slice(), &[(0xfee0_0000, 0x45)]);
+        let now: Vec<String> = lock(&p.pci).describe().into_iter().map(|f| f.bdf).collect();
+        assert!(
+            now.contains(&"0000:00:03.1".to_string()) && now.contains(&"0000:00:03.2".to_string())
+        );
+        // VF Enable off: gone again.
+        w16(ecam(0, SRIOV_CAP_OFFSET + 0x08), 0);
+        assert_eq!(r32(ecam(1, 0x08)), u32::MAX);
+        assert_eq!(lock(&p.pci).describe(), boot);
+    }
+
+    /// A VF's DMA and MSIs carry its own requester id into the IOMMU port and the interrupt remapper.
+    #[test]
+    fn vf_paths_carry_the_vf_requester_id() {
+        use crate::interrupts::InterruptRemapper;
+        use iommu::{DmaFault, DmaRequest, Translation};
+        use pci::sriov::VfPlatform;
+
+        #[derive(Default)]
+        struct Ids(Mutex<Vec<u32>>);
+        impl DmaPort for Ids {
+            fn translate(&self, req: &DmaRequest) -> Result<Translation, DmaFault> {
+                self.0.lock().unwrap().push(req.source_id);
+                IdentityPort.translate(req)
+            }
+        }
+        impl InterruptRemapper for Ids {
+            fn remap(&self, source_id: u16, address: u64, data: u32) -> Option<(u64, u32)> {
+                self.0.lock().unwrap().push(u32::from(source_id));
+                Some((address, data))
+            }
+        }
+        let port = Arc::new(Ids::default());
+        let remap = Arc::new(Ids::default());
+        let paths = VfPaths {
+            port: port.clone(),
+            mem: Arc::new(TestMemory::new(0x1000)),
+            router: Arc::new(MsiRouter::new(Arc::new(DiscardMsi), Some(remap.clone()))),
+        };
+        paths.dma(0x1b).write(0x10, None, &[1, 2, 3]).unwrap();
+        paths
+            .msi_sink(0x1b)
+            .send(MsiMessage {
+                address: 0xfee0_0000,
+                data: 0x30,
+            })
+            .unwrap();
+        assert_eq!(port.0.lock().unwrap().as_slice(), &[0x1b]);
+        assert_eq!(remap.0.lock().unwrap().as_slice(), &[0x1b]);
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub mod id {
 pub mod ext_id {
     /// Address Translation Services.
     pub const ATS: u16 = 0x000f;
+    /// Single Root I/O Virtualization (PCIe Base 6.0 §9.3.3).
+    pub const SRIOV: u16 = 0x0010;
     /// Process Address Space ID.
     pub const PASID: u16 = 0x001b;
 }

@@ -4,6 +4,7 @@ use crate::bar::{Bar, BarError};
 use crate::capability::id;
 use crate::config::ConfigSpace;
 use crate::msix::msix_reg;
+use crate::sriov::VfRouting;
 
 /// A PCI function as the segment sees it.
 ///
@@ -62,6 +63,46 @@ pub trait PciDevice: Send {
     /// Whether the function has an MSI capability.
     fn has_msi(&self) -> bool {
         self.config().find_capability(id::MSI).is_some()
+    }
+
+    /// Vendor and Device ID as the operating system reports them. A Virtual Function reads 0xFFFF in both
+    /// (PCIe Base 6.0 §9.3.4.1.1-2); Linux takes its PF's Vendor ID and the VF Device ID of the PF's SR-IOV
+    /// capability instead (`pci_iov_scan_device`).
+    fn os_ids(&self) -> (u16, u16) {
+        (self.config().vendor_id(), self.config().device_id())
+    }
+
+    /// SR-IOV: where this Physical Function's VFs sit relative to its own Routing ID (`None` without an
+    /// SR-IOV capability).
+    fn vf_routing(&self) -> Option<VfRouting> {
+        None
+    }
+
+    /// SR-IOV: how many VFs exist now. They come and go with VF Enable; VF `i` answers at Routing ID
+    /// PF + First VF Offset + `i` × VF Stride.
+    fn num_vfs(&self) -> u16 {
+        0
+    }
+
+    /// SR-IOV: VF `index`, if it exists.
+    fn vf(&self, _index: u16) -> Option<&dyn PciDevice> {
+        None
+    }
+
+    /// SR-IOV: VF `index`, mutably.
+    fn vf_mut(&mut self, _index: u16) -> Option<&mut dyn PciDevice> {
+        None
+    }
+
+    /// SR-IOV: the VF BAR apertures (per-VF size × TotalVFs, base = VF 0's BAR), which firmware places like
+    /// BARs. They are not BARs of this function: they decode only for its VFs.
+    fn iov_bars(&self) -> Vec<Bar> {
+        Vec::new()
+    }
+
+    /// Firmware-style placement of VF BAR `index`'s aperture.
+    fn set_iov_bar_address(&mut self, index: u8, _address: u64) -> Result<(), BarError> {
+        Err(BarError::NotImplemented(index))
     }
 
     /// Number of MSI-X vectors (0 without an MSI-X capability).

@@ -1,27 +1,39 @@
-//! Deterministic random accesses at a populated segment: nothing the guest does may panic, and no DMA command
-//! makes the device allocate more than one [`DMA_MAX_LEN`] buffer.
+//! Deterministic random accesses at a populated segment: nothing the guest does may panic, no DMA command
+//! makes the device allocate more than one [`DMA_MAX_LEN`] buffer, and SR-IOV state stays what PCIe allows
+//! (VFs exist exactly while VF Enable is set with a valid NumVFs; read-only fields stay put) through random
+//! enables, NumVFs and page-size writes, VF BAR moves and Function Level Resets of PFs and VFs.
 
 use crate::bus::{PciSegment, ECAM_SIZE};
+use crate::capability::id;
 use crate::config::command;
 use crate::msi::RecordingSink;
+use crate::pcie::pcie_reg;
+use crate::sriov::{sriov_reg, SUPPORTED_PAGE_SIZES};
 use crate::test_alloc::track;
 use crate::test_device::regs::*;
 use crate::test_device::TestDevice;
 use iommu::mem::TestMemory;
 use iommu::{DmaAccessor, DmaFault, DmaPort, DmaRequest, Perms, Translation};
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// RAM behind the fuzzed devices.
 const RAM: usize = 2 << 20;
 
 /// Below 4 GiB: 4 KiB pages scattered over (and past the end of) RAM, every 5th read-only, every 11th
 /// unmapped. From 4 GiB: 2 MiB read/write pages all aliasing the start of RAM, so long transfers succeed.
-struct FuzzPort;
+/// Records the requester ids it saw.
+#[derive(Default)]
+struct FuzzPort {
+    sources: Mutex<BTreeSet<u32>>,
+}
 
 impl DmaPort for FuzzPort {
     fn translate(&self, req: &DmaRequest) -> Result<Translation, DmaFault> {
         const BIG: u64 = 2 << 20;
+        if let Ok(mut s) = self.sources.lock() {
+            s.insert(req.source_id);
+        }
         if req.iova >= 1 << 32 {
             return Ok(Translation {
                 iova: req.iova & !(BIG - 1),
@@ -121,11 +133,54 @@ struct DmaStats {
     statuses: BTreeSet<u32>,
 }
 
-/// One access aimed at the DMA engine of device 3 or 31: programs a register, toggles bus mastering or PASID,
+/// The two PFs of the storm (device numbers).
+const PFS: [u8; 2] = [3, 31];
+
+/// Where the storm aims: each PF's BAR0 and BAR2, and its VF BAR0 and VF BAR2 apertures.
+struct Targets {
+    /// (base, size) of every BAR and aperture.
+    mmio: Vec<(u64, u64)>,
+    /// BAR0 of each PF, with the function's ECAM offset.
+    pf_engines: Vec<(u64, u64)>,
+    /// BAR0 of each potential VF, with the function's ECAM offset.
+    vf_engines: Vec<(u64, u64)>,
+}
+
+fn targets(s: &PciSegment) -> Targets {
+    let mut mmio = Vec::new();
+    let mut pf_engines = Vec::new();
+    let mut vf_engines = Vec::new();
+    for dev in PFS {
+        let Some(d) = s.device(dev) else { continue };
+        let ecam = u64::from(dev) << 15;
+        for b in d.bars().into_iter().chain(d.iov_bars()) {
+            mmio.push((b.address, b.size));
+        }
+        if let Some(b0) = d.config().bar(REGS_BAR) {
+            pf_engines.push((b0.address, ecam));
+        }
+        if let Some(a0) = d.iov_bars().into_iter().find(|b| b.index == REGS_BAR) {
+            for vf in 0..u64::from(TOTAL_VFS) {
+                vf_engines.push((a0.address + vf * VF_BAR0_SIZE, ecam | (vf + 1) << 12));
+            }
+        }
+    }
+    Targets {
+        mmio,
+        pf_engines,
+        vf_engines,
+    }
+}
+
+/// One access aimed at the DMA engine of a PF or a VF: programs a register, toggles bus mastering or PASID,
 /// or runs a command and checks the result registers.
-fn dma_access(s: &mut PciSegment, r: &mut XorShift, stats: &mut DmaStats) {
-    let base = [0xc000_0000u64, 0xc000_1000][r.below(2) as usize];
-    let ecam = [3u64, 31][r.below(2) as usize] << 15;
+fn dma_access(s: &mut PciSegment, r: &mut XorShift, t: &Targets, stats: &mut DmaStats) {
+    let engines = if r.below(2) == 0 {
+        &t.pf_engines
+    } else {
+        &t.vf_engines
+    };
+    let (base, ecam) = engines[r.below(engines.len() as u64) as usize];
     match r.below(16) {
         0 => {
             let c = if r.below(4) == 0 {
@@ -152,6 +207,10 @@ fn dma_access(s: &mut PciSegment, r: &mut XorShift, stats: &mut DmaStats) {
             if let Some(st) = read_u32(s, base + REG_DMA_STATUS) {
                 assert!(st <= STATUS_NO_BUS_MASTER, "status {st}");
                 stats.statuses.insert(st);
+                if st != STATUS_IDLE {
+                    let done = read_u32(s, base + REG_DMA_COMPLETIONS).unwrap_or(0);
+                    assert_ne!(done, 0, "a command completed");
+                }
             }
             let lo = read_u32(s, base + REG_DMA_BYTES).unwrap_or(0);
             let hi = read_u32(s, base + REG_DMA_BYTES + 4).unwrap_or(0);
@@ -179,30 +238,166 @@ fn dma_access(s: &mut PciSegment, r: &mut XorShift, stats: &mut DmaStats) {
     }
 }
 
+/// One access aimed at SR-IOV: the PF's SR-IOV capability (mostly plausible values), a VF's config space, or
+/// a Function Level Reset of a PF or a VF.
+fn sriov_access(s: &mut PciSegment, r: &mut XorShift) {
+    let dev = PFS[r.below(2) as usize];
+    let pf = u64::from(dev) << 15;
+    let cap = pf | SRIOV_CAP_OFFSET as u64;
+    match r.below(12) {
+        0 | 1 => {
+            let ctrl: u16 = match r.below(4) {
+                0 => r.next() as u16,
+                1 => 0,
+                _ => (sriov_reg::CTRL_VF_ENABLE | sriov_reg::CTRL_VF_MSE) & r.next() as u16,
+            };
+            s.ecam_write(cap + sriov_reg::CTRL as u64, &ctrl.to_le_bytes());
+        }
+        2 => {
+            // What Linux's sriov_enable does: NumVFs (mostly valid), then VF Enable and VF MSE.
+            let n: u16 = match r.below(8) {
+                0 => 0,
+                1 => TOTAL_VFS + 1 + r.below(3) as u16,
+                _ => 1 + r.below(u64::from(TOTAL_VFS)) as u16,
+            };
+            s.ecam_write(cap + sriov_reg::CTRL as u64, &0u16.to_le_bytes());
+            s.ecam_write(cap + sriov_reg::NUM_VFS as u64, &n.to_le_bytes());
+            let ctrl = sriov_reg::CTRL_VF_ENABLE | sriov_reg::CTRL_VF_MSE;
+            s.ecam_write(cap + sriov_reg::CTRL as u64, &ctrl.to_le_bytes());
+            // And what a VF driver does: memory and bus mastering (only BME sticks), MSI-X enabled.
+            for vf in 1..=u64::from(n.min(TOTAL_VFS)) {
+                let f = pf | vf << 12;
+                let c = command::MEMORY_SPACE | command::BUS_MASTER;
+                s.ecam_write(f | 0x04, &c.to_le_bytes());
+                if let Some(msix) = s
+                    .function_by_rid((u16::from(dev) << 3) + vf as u16)
+                    .and_then(|v| v.config().find_capability(id::MSIX))
+                {
+                    s.ecam_write(f | (msix as u64 + 2), &0x8000u16.to_le_bytes());
+                }
+            }
+        }
+        3 | 4 => {
+            let n: u16 = if r.below(4) == 0 {
+                r.next() as u16
+            } else {
+                r.below(6) as u16
+            };
+            s.ecam_write(cap + sriov_reg::NUM_VFS as u64, &n.to_le_bytes());
+        }
+        5 => {
+            let p: u32 = if r.below(2) == 0 {
+                1 << r.below(12)
+            } else {
+                r.next() as u32
+            };
+            s.ecam_write(cap + sriov_reg::SYS_PGSIZE as u64, &p.to_le_bytes());
+        }
+        6 => {
+            // VF BAR registers: sizing, or anything.
+            let reg = sriov_reg::VF_BAR0 as u64 + 4 * r.below(6);
+            let v = if r.below(2) == 0 {
+                u32::MAX
+            } else {
+                r.next() as u32
+            };
+            s.ecam_write(cap + reg, &v.to_le_bytes());
+        }
+        7 => {
+            // Anywhere in the capability, any width.
+            let len = pick_len(r).min(4);
+            let v = pick_value(r).to_le_bytes();
+            s.ecam_write(
+                cap + r.below(sriov_reg::VF_MIGRATION_STATE as u64 + 4),
+                &v[..len],
+            );
+        }
+        8..=10 => {
+            // A VF's config space (functions 1..7: VFs 0..3 and beyond), any register or COMMAND / MSI-X.
+            let f = pf | (r.below(7) + 1) << 12;
+            let off = match r.below(3) {
+                0 => 0x04,
+                1 => r.below(0x1000),
+                _ => r.below(0x100),
+            };
+            let len = pick_len(r).min(4);
+            let v = pick_value(r).to_le_bytes();
+            s.ecam_write(f | off, &v[..len]);
+            let mut b = [0u8; 4];
+            s.ecam_read(f | r.below(0x1000), &mut b[..len]);
+        }
+        _ => {
+            // FLR of the PF (rarely: it clears the BARs) or of a VF: Initiate FLR with whatever else the write
+            // holds.
+            let f = if r.below(32) == 0 {
+                pf
+            } else {
+                pf | (r.below(5) + 1) << 12
+            };
+            let Some(pcie) = s
+                .device(dev)
+                .and_then(|d| d.config().find_capability(id::PCI_EXPRESS))
+            else {
+                return;
+            };
+            let v = (r.next() as u16) | 0x8000;
+            s.ecam_write(f | (pcie + pcie_reg::DEVCTL) as u64, &v.to_le_bytes());
+        }
+    }
+}
+
+/// What PCIe allows the PFs' SR-IOV state to be, after any access.
+fn check_sriov_invariants(s: &mut PciSegment) {
+    for dev in PFS {
+        let Some(d) = s.device(dev) else { continue };
+        let c = d.config();
+        let o = SRIOV_CAP_OFFSET;
+        assert_eq!(c.read_u16(o + sriov_reg::TOTAL_VFS), TOTAL_VFS);
+        assert_eq!(c.read_u16(o + sriov_reg::INITIAL_VFS), TOTAL_VFS);
+        assert_eq!(c.read_u16(o + sriov_reg::VF_OFFSET), VF_OFFSET);
+        assert_eq!(c.read_u16(o + sriov_reg::VF_STRIDE), VF_STRIDE);
+        assert_eq!(c.read_u16(o + sriov_reg::VF_DEVICE_ID), VF_DEVICE_ID);
+        assert_eq!(c.read_u32(o + sriov_reg::SUP_PGSIZE), SUPPORTED_PAGE_SIZES);
+        let page = c.read_u32(o + sriov_reg::SYS_PGSIZE);
+        assert!(
+            page.count_ones() == 1 && page & SUPPORTED_PAGE_SIZES != 0,
+            "{page:#x}"
+        );
+        let ctrl = c.read_u16(o + sriov_reg::CTRL);
+        assert_eq!(ctrl & !0x19, 0, "RsvdP control bits: {ctrl:#x}");
+        let n = c.read_u16(o + sriov_reg::NUM_VFS);
+        let expect = if ctrl & sriov_reg::CTRL_VF_ENABLE != 0 && (1..=TOTAL_VFS).contains(&n) {
+            n
+        } else {
+            0
+        };
+        assert_eq!(d.num_vfs(), expect, "ctrl {ctrl:#x} NumVFs {n}");
+        for i in 0..d.num_vfs() {
+            let v = d.vf(i).expect("VF");
+            assert_eq!(v.config().vendor_id(), 0xffff);
+            assert_eq!(v.os_ids(), (VENDOR_ID, VF_DEVICE_ID));
+        }
+    }
+}
+
 #[test]
 fn random_accesses_never_panic() {
     let sink = Arc::new(RecordingSink::default());
-    let dma = DmaAccessor::new(Arc::new(FuzzPort), Arc::new(TestMemory::new(RAM)), 0x18);
+    let port = Arc::new(FuzzPort::default());
+    let mem = Arc::new(TestMemory::new(RAM));
+    let dma = |rid: u32| DmaAccessor::new(port.clone(), mem.clone(), rid);
     let mut s = PciSegment::new();
-    s.add_device(
-        3,
-        Box::new(TestDevice::new(sink.clone(), dma.clone()).unwrap()),
-    )
-    .unwrap();
-    s.add_device(31, Box::new(TestDevice::new(sink.clone(), dma).unwrap()))
-        .unwrap();
-    s.allocate_bars((0xc000_0000, 0x2000_0000), (0x40_0000_0000, 0x10_0000_0000))
-        .unwrap();
-    let bases = [
-        0xc000_0000u64,
-        0xc000_1000,
-        0x40_0000_0000,
-        0x40_0000_1000,
-        0xd000_0000,
-    ];
+    for dev in PFS {
+        let d = TestDevice::new(sink.clone(), dma(u32::from(dev) << 3)).unwrap();
+        s.add_device(dev, Box::new(d)).unwrap();
+    }
+    let windows = ((0xc000_0000, 0x2000_0000), (0x40_0000_0000, 0x10_0000_0000));
+    s.allocate_bars(windows.0, windows.1).unwrap();
+    let t = targets(&s);
+    assert_eq!(t.mmio.len(), 8, "2 BARs and 2 apertures per PF");
     let mut r = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut buf = [0u8; 16];
-    let (mut routed, mut messages) = (0u32, 0usize);
+    let (mut routed, mut messages, mut vfs_seen) = (0u32, 0usize, 0u32);
     let mut dma = DmaStats::default();
     let ((), alloc) = track(|| {
         for i in 0..200_000u32 {
@@ -213,14 +408,17 @@ fn random_accesses_never_panic() {
                 *b = value[j % 8];
             }
             let write = r.below(2) == 0;
-            match r.below(7) {
+            match r.below(8) {
                 0 => {
                     // CF8/CFC: sometimes reprogram the address register with a random or plausible value.
                     if r.below(3) == 0 {
                         let a = if r.below(2) == 0 {
                             r.next() as u32
                         } else {
-                            0x8000_0000 | (r.below(32) as u32) << 11 | (r.below(0x100) as u32)
+                            0x8000_0000
+                                | (r.below(32) as u32) << 11
+                                | (r.below(8) as u32) << 8
+                                | (r.below(0x100) as u32)
                         };
                         s.pio_write(0, &a.to_le_bytes());
                     }
@@ -232,11 +430,15 @@ fn random_accesses_never_panic() {
                     }
                 }
                 1 | 2 => {
-                    // ECAM, mostly bus 0 / devices present, sometimes anywhere (including past the window).
+                    // ECAM, mostly bus 0 / functions present, sometimes anywhere (including past the window).
                     let off = match r.below(4) {
                         0 => r.next(),
                         1 => r.below(ECAM_SIZE + 0x1000),
-                        _ => [0u64, 3, 31][r.below(3) as usize] << 15 | r.below(0x1000),
+                        _ => {
+                            [0u64, 3, 31][r.below(3) as usize] << 15
+                                | r.below(5) << 12
+                                | r.below(0x1000)
+                        }
                     };
                     if write {
                         s.ecam_write(off, &data[..len]);
@@ -244,11 +446,15 @@ fn random_accesses_never_panic() {
                         s.ecam_read(off, &mut buf[..len]);
                     }
                 }
-                6 => dma_access(&mut s, &mut r, &mut dma),
+                6 => dma_access(&mut s, &mut r, &t, &mut dma),
+                7 => sriov_access(&mut s, &mut r),
                 _ => {
                     let gpa = match r.below(5) {
                         0 => r.next(),
-                        _ => bases[r.below(bases.len() as u64) as usize] + r.below(0x1010),
+                        _ => {
+                            let (base, size) = t.mmio[r.below(t.mmio.len() as u64) as usize];
+                            base + r.below(size + 0x10)
+                        }
                     };
                     let hit = if write {
                         s.mmio_write(gpa, &data[..len])
@@ -258,19 +464,26 @@ fn random_accesses_never_panic() {
                     routed += u32::from(hit);
                 }
             }
+            check_sriov_invariants(&mut s);
+            vfs_seen += PFS
+                .iter()
+                .filter_map(|&d| s.device(d))
+                .map(|d| u32::from(d.num_vfs()))
+                .sum::<u32>();
             if i % 1024 == 0 {
                 // Keep the sink from growing without bound; its content is arbitrary here.
                 messages += sink.take().len();
             }
             if i % 4096 == 0 {
                 // Put BARs and COMMAND.MEM back now and then so that MMIO keeps reaching the devices.
-                s.allocate_bars((0xc000_0000, 0x2000_0000), (0x40_0000_0000, 0x10_0000_0000))
-                    .unwrap();
+                s.allocate_bars(windows.0, windows.1).unwrap();
             }
         }
     });
+    let sources = port.sources.lock().unwrap().clone();
     eprintln!(
-        "fuzz: {routed} routed MMIO accesses, {messages} messages, {} DMA commands, statuses {:?}, {alloc:?}",
+        "fuzz: {routed} routed MMIO accesses, {messages} messages, {} DMA commands, statuses {:?}, \
+         {vfs_seen} VF-steps, requester ids {sources:x?}, {alloc:?}",
         dma.commands, dma.statuses
     );
     // No command allocated more than one DMA_MAX_LEN buffer, and long commands did run.
@@ -278,33 +491,51 @@ fn random_accesses_never_panic() {
     assert!(alloc.largest <= max, "{alloc:?}");
     assert!(alloc.largest > 1 << 20, "no long copy ran: {alloc:?}");
     assert!(alloc.peak_live <= (max + (1 << 20)) as isize, "{alloc:?}");
-    // Every outcome was reached (IDLE aside), and the engines counted every command.
-    assert_eq!(
-        dma.statuses,
-        BTreeSet::from([
-            STATUS_DONE,
-            STATUS_FAULT,
-            STATUS_OUTSIDE_RAM,
-            STATUS_BAD_COMMAND,
-            STATUS_NO_BUS_MASTER
-        ])
-    );
-    s.allocate_bars((0xc000_0000, 0x2000_0000), (0x40_0000_0000, 0x10_0000_0000))
-        .unwrap();
-    let completions: u32 = [0xc000_0000u64, 0xc000_1000]
-        .iter()
-        .map(|&b| read_u32(&mut s, b + REG_DMA_COMPLETIONS).unwrap())
-        .sum();
-    assert!(dma.commands > 1000 && completions >= dma.commands);
-    // The storm reached the devices (not only absent functions).
+    // Every outcome was reached (IDLE aside: an FLR or a BAR moved onto reserved space reads it).
+    for st in [
+        STATUS_DONE,
+        STATUS_FAULT,
+        STATUS_OUTSIDE_RAM,
+        STATUS_BAD_COMMAND,
+        STATUS_NO_BUS_MASTER,
+    ] {
+        assert!(dma.statuses.contains(&st), "{:?}", dma.statuses);
+    }
+    assert!(dma.commands > 1000);
+    // The storm reached the devices (not only absent functions), VFs existed for a good part of it and did
+    // DMA with their own requester ids.
     assert!(routed > 1000, "only {routed} MMIO accesses were routed");
-    // The segment still answers sanely after the storm: the host bridge identity is read-only.
+    assert!(
+        vfs_seen > 10_000,
+        "VFs existed for only {vfs_seen} VF-steps"
+    );
+    for rid in [0x18u32, 0xf8] {
+        assert!(sources.contains(&rid), "{sources:x?}");
+    }
+    assert!(
+        sources
+            .iter()
+            .any(|s| (0x19..=0x1c).contains(s) || (0xf9..=0xfc).contains(s)),
+        "no VF did DMA: {sources:x?}"
+    );
+    assert!(sources.iter().all(|s| [0x18, 0xf8].contains(&(s & !7))));
+    // The segment still answers sanely after the storm: the host bridge identity is read-only, and the
+    // description lists both PFs and exactly the VFs that exist.
     let mut id = [0u8; 4];
     s.ecam_read(0, &mut id);
     assert_eq!(u32::from_le_bytes(id), 0x0008_1b36);
     let d = s.describe();
-    assert_eq!(d.len(), 3);
+    let vfs: usize = PFS
+        .iter()
+        .filter_map(|&d| s.device(d))
+        .map(|d| usize::from(d.num_vfs()))
+        .sum();
+    assert_eq!(d.len(), 3 + vfs);
     assert_eq!(d[1].vendor_id, 0x7e57);
+    assert_eq!(
+        d.iter().filter(|f| f.device_id == VF_DEVICE_ID).count(),
+        vfs
+    );
 }
 
 /// One random descriptor for the I/OAT storm: mostly plausible copies and NULLs chained inside the aliased
@@ -378,7 +609,7 @@ fn ioat_random_accesses_never_panic() {
 
     let sink = Arc::new(RecordingSink::default());
     let mem = Arc::new(TestMemory::new(RAM));
-    let dma = DmaAccessor::new(Arc::new(FuzzPort), mem.clone(), 0x30);
+    let dma = DmaAccessor::new(Arc::new(FuzzPort::default()), mem.clone(), 0x30);
     let mut s = PciSegment::new();
     s.add_device(6, Box::new(Ioat::new(sink.clone(), dma).unwrap()))
         .unwrap();
@@ -396,7 +627,7 @@ fn ioat_random_accesses_never_panic() {
     // MSI-X as a driver leaves it: entry 0 programmed and unmasked, MSI-X enabled, bus mastering on.
     let msix = Ioat::new(
         sink.clone(),
-        DmaAccessor::new(Arc::new(FuzzPort), mem.clone(), 0x30),
+        DmaAccessor::new(Arc::new(FuzzPort::default()), mem.clone(), 0x30),
     )
     .unwrap()
     .config()

@@ -1,6 +1,7 @@
 //! PCI emulation for iovmm: configuration space with write masks, BARs, MSI and MSI-X, the PCI Express and
-//! power management capabilities, the PASID and ATS extended capabilities, the host bridge, the segment
-//! (CF8/CFC, ECAM, BAR-routed MMIO, firmware-style BAR assignment), the DMA test device and the PCI endpoint
+//! power management capabilities, Function Level Reset, the PASID, ATS and SR-IOV extended capabilities, the
+//! host bridge, the segment (CF8/CFC, ECAM, BAR-routed MMIO, firmware-style BAR assignment, multi-function
+//! devices, Virtual Functions that come and go), the DMA test device (a PF with VFs) and the PCI endpoint
 //! test function (for the guest kernel's `pci_endpoint_test` driver). No KVM dependency:
 //! the VMM drives [`PciSegment`] from its exit handlers and implements [`MsiSink`].
 //!
@@ -19,6 +20,7 @@ pub mod msi;
 pub mod msix;
 pub mod pcie;
 pub mod root;
+pub mod sriov;
 pub mod test_device;
 
 #[cfg(test)]

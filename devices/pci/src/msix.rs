@@ -53,6 +53,29 @@ impl MsixCapability {
         pba_bar: u8,
         pba_offset: u32,
     ) -> Result<Self, InterruptSetupError> {
+        let mut sizes = [None; NUM_BARS];
+        for (i, s) in sizes.iter_mut().enumerate() {
+            *s = config.bar(i as u8).map(|b| b.size);
+        }
+        Self::add_in_bars(
+            config,
+            vectors,
+            (table_bar, table_offset),
+            (pba_bar, pba_offset),
+            &sizes,
+        )
+    }
+
+    /// As [`Self::add`], with the BAR sizes given instead of read from the configuration space: a Virtual
+    /// Function's BARs are read-only zero in its own header (PCIe Base 6.0 §9.3.4.1.11) and sized by its PF's
+    /// SR-IOV capability, yet its MSI-X BIR fields name them. `table` and `pba` are (BIR, offset).
+    pub fn add_in_bars(
+        config: &mut ConfigSpace,
+        vectors: u16,
+        (table_bar, table_offset): (u8, u32),
+        (pba_bar, pba_offset): (u8, u32),
+        bar_sizes: &[Option<u64>; NUM_BARS],
+    ) -> Result<Self, InterruptSetupError> {
         if vectors == 0 || vectors > 2048 {
             return Err(InterruptSetupError::InvalidVectorCount(u32::from(vectors)));
         }
@@ -64,10 +87,11 @@ impl MsixCapability {
         let table_len = u64::from(vectors) * ENTRY_SIZE;
         let pba_len = u64::from(vectors).div_ceil(64) * 8;
         let fits = |bar: u8, off: u32, len: u64| {
-            usize::from(bar) < NUM_BARS
-                && config
-                    .bar(bar)
-                    .is_some_and(|b| u64::from(off) + len <= b.size)
+            bar_sizes
+                .get(usize::from(bar))
+                .copied()
+                .flatten()
+                .is_some_and(|size| u64::from(off) + len <= size)
         };
         if !fits(table_bar, table_offset, table_len) {
             return Err(InterruptSetupError::Placement("table does not fit its BAR"));

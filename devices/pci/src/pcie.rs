@@ -1,4 +1,5 @@
-//! The PCI Express capability (version 2) and the power management capability.
+//! The PCI Express capability (version 2) and the power management capability, and the Function Level Reset
+//! trigger (PCIe Base 6.0 §6.6.2, §7.5.3.3-4).
 
 use crate::capability::{id, CapabilityError};
 use crate::config::ConfigSpace;
@@ -29,6 +30,30 @@ pub mod pcie_reg {
     pub const DEVCTL2: usize = 0x28;
 }
 
+/// Device Capabilities bits.
+pub mod devcap {
+    /// Role-Based Error Reporting (mandatory since PCIe 1.1).
+    pub const ROLE_BASED_ERROR: u32 = 1 << 15;
+    /// Function Level Reset Capability (§7.5.3.3): the function implements Initiate Function Level Reset.
+    pub const FLR: u32 = 1 << 28;
+}
+
+/// Device Control bits.
+pub mod devctl {
+    /// Max_Payload_Size (bits 7:5), one of the fields an FLR preserves (§6.6.2).
+    pub const MAX_PAYLOAD_SIZE: u16 = 0b111 << 5;
+    /// Initiate Function Level Reset (§7.5.3.4): a write of 1 starts an FLR of a function that advertises
+    /// [`super::devcap::FLR`]; the bit always reads 0.
+    pub const INITIATE_FLR: u16 = 1 << 15;
+}
+
+/// Device Status bits.
+pub mod devsta {
+    /// Transactions Pending (§7.5.3.5): Non-Posted Requests not yet completed. Linux polls it before an FLR
+    /// (`pci_wait_for_pending_transaction`).
+    pub const TRANSACTIONS_PENDING: u16 = 1 << 5;
+}
+
 /// Device Capabilities 2 bits.
 pub mod devcap2 {
     /// End-End TLP Prefix Supported. Linux (`pci_configure_eetlp_prefix`) only lets `pci_enable_pasid` succeed
@@ -38,10 +63,12 @@ pub mod devcap2 {
     pub const MAX_EE_PREFIXES_1: u32 = 0b01 << 22;
 }
 
-/// DEVCAP: role-based error reporting (mandatory since PCIe 1.1); max payload 128 bytes; no FLR.
-const DEVCAP_VALUE: u32 = 1 << 15;
+/// DEVCAP: role-based error reporting (mandatory since PCIe 1.1); max payload 128 bytes; no FLR (a function
+/// that implements it sets [`devcap::FLR`] with [`set_flr_capable`]).
+const DEVCAP_VALUE: u32 = devcap::ROLE_BASED_ERROR;
 /// DEVCTL writable bits: error reporting enables (3:0), relaxed ordering (4), max payload (7:5),
-/// no snoop (11), max read request (14:12). Extended tags, phantom functions, aux power and FLR are absent.
+/// no snoop (11), max read request (14:12). Extended tags, phantom functions and aux power are absent;
+/// Initiate FLR (15) is never stored: it reads 0 and the function acts on the write itself.
 const DEVCTL_WRITABLE: u16 = 0x78ff;
 /// DEVCTL reset value: relaxed ordering and no snoop enabled, max read request 512 bytes.
 const DEVCTL_RESET: u16 = (1 << 4) | (1 << 11) | (0b010 << 12);
@@ -61,6 +88,23 @@ pub fn add_pcie_capability(
     config.set_masks(off + pcie_reg::DEVCTL, 2, u32::from(DEVCTL_WRITABLE), 0);
     config.set_masks(off + pcie_reg::DEVSTA, 2, 0, u32::from(DEVSTA_RW1C));
     Ok(off)
+}
+
+/// Advertises Function Level Reset in the PCI Express capability at `pcie` (Device Capabilities bit 28).
+pub fn set_flr_capable(config: &mut ConfigSpace, pcie: usize) {
+    let v = config.read_u32(pcie + pcie_reg::DEVCAP) | devcap::FLR;
+    config.set_u32(pcie + pcie_reg::DEVCAP, v);
+}
+
+/// Whether a guest config write of `data` at byte `offset` sets Initiate Function Level Reset in the Device
+/// Control register of the PCI Express capability at `pcie` (bit 15 = bit 7 of the register's second byte).
+/// Works for any write width and alignment; other bits of the write do not matter.
+pub fn initiates_flr(pcie: usize, offset: usize, data: &[u8]) -> bool {
+    let target = pcie + pcie_reg::DEVCTL + 1;
+    target
+        .checked_sub(offset)
+        .and_then(|i| data.get(i))
+        .is_some_and(|b| b & (devctl::INITIATE_FLR >> 8) as u8 != 0)
 }
 
 /// The power management capability: D0 and D3hot only, No_Soft_Reset set (state is kept across D3hot), no PME.
@@ -133,6 +177,32 @@ mod tests {
         let mut rest = [0u8; 0x18];
         c.read(off + 0x0c, &mut rest);
         assert_eq!(rest, [0; 0x18]);
+    }
+
+    #[test]
+    fn flr_capability_and_trigger() {
+        let mut c = cfg();
+        let off =
+            add_pcie_capability(&mut c, PcieDeviceType::RootComplexIntegratedEndpoint).unwrap();
+        assert_eq!(c.read_u32(off + pcie_reg::DEVCAP) & devcap::FLR, 0);
+        set_flr_capable(&mut c, off);
+        assert_eq!(
+            c.read_u32(off + pcie_reg::DEVCAP),
+            devcap::FLR | devcap::ROLE_BASED_ERROR
+        );
+        // Initiate FLR is never stored.
+        c.write(off + pcie_reg::DEVCTL, &0xffffu16.to_le_bytes());
+        assert_eq!(c.read_u16(off + pcie_reg::DEVCTL) & devctl::INITIATE_FLR, 0);
+        let ctl = off + pcie_reg::DEVCTL;
+        assert!(initiates_flr(off, ctl, &0x8000u16.to_le_bytes()));
+        assert!(initiates_flr(off, ctl + 1, &[0x80]));
+        assert!(initiates_flr(off, ctl, &0x0000_8000u32.to_le_bytes()));
+        assert!(initiates_flr(off, ctl - 1, &[0, 0, 0x80]));
+        assert!(!initiates_flr(off, ctl, &0x7fffu16.to_le_bytes()));
+        assert!(!initiates_flr(off, ctl, &[0x80]));
+        assert!(!initiates_flr(off, ctl + 2, &[0xff, 0xff]));
+        assert!(!initiates_flr(off, ctl + 1, &[]));
+        assert!(!initiates_flr(off, usize::MAX, &[0xff; 4]));
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn bar_sizing_through_config_cycles() {
     let dev = u32::from(TEST_DEV);
     let bar0 = pio_cfg_read(&mut s, dev, 0x10, 4);
     pio_cfg_write(&mut s, dev, 0x10, &[0xff; 4]);
-    assert_eq!(pio_cfg_read(&mut s, dev, 0x10, 4), 0xffff_f000);
+    assert_eq!(pio_cfg_read(&mut s, dev, 0x10, 4), 0xffff_e000, "8 KiB");
     pio_cfg_write(&mut s, dev, 0x10, &bar0.to_le_bytes());
     assert_eq!(pio_cfg_read(&mut s, dev, 0x10, 4), bar0);
     let lo = ecam_u32(&mut s, u64::from(TEST_DEV), 0x18);
@@ -335,14 +335,25 @@ fn allocation_window_exhaustion() {
     let sink = Arc::new(RecordingSink::default());
     s.add_device(4, Box::new(TestDevice::new(sink, identity_dma()).unwrap()))
         .unwrap();
-    // Room for one 4 KiB BAR0 only (the window's start is unaligned, so it holds one 4 KiB block).
-    let err = s.allocate_bars((0xc000_0800, 0x1800), MMIO64).unwrap_err();
+    // Room for one 8 KiB BAR0 only (the window's start is unaligned, so it holds one 8 KiB block).
+    let err = s.allocate_bars((0xc000_1800, 0x2800), MMIO64).unwrap_err();
     assert_eq!(
         err,
         SegmentError::WindowExhausted {
             bdf: "0000:00:04.0".into(),
             bar: 0,
-            size: 0x1000,
+            size: 0x2000,
+            window: "32-bit",
+        }
+    );
+    // Room for both BAR0s but not for the VF BAR0 apertures, which come after every BAR.
+    let err = s.allocate_bars((0xc000_0000, 0x8000), MMIO64).unwrap_err();
+    assert_eq!(
+        err,
+        SegmentError::VfWindowExhausted {
+            bdf: "0000:00:04.0".into(),
+            bar: 0,
+            size: regs::VF_BAR0_SIZE * u64::from(regs::TOTAL_VFS),
             window: "32-bit",
         }
     );
@@ -419,7 +430,7 @@ fn describe_lists_functions_with_assigned_bars() {
                 kind: BarKind::Mem32,
                 prefetchable: false,
                 start: 0xc000_0000,
-                end: 0xc000_0fff
+                end: 0xc000_1fff
             },
             BarInfo {
                 index: 2,
@@ -465,4 +476,110 @@ fn mmio_doorbell_end_to_end() {
         }]
     );
     assert_eq!(read_reg(&mut s, 0xc000_0000 + regs::REG_IRQ_SENT), Some(1));
+}
+
+fn test_device() -> Box<TestDevice> {
+    Box::new(TestDevice::new(Arc::new(RecordingSink::default()), identity_dma()).unwrap())
+}
+
+#[test]
+fn multi_function_devices() {
+    let mut s = PciSegment::new();
+    s.add_function(7, 0, Box::new(crate::root::HostBridge::new()))
+        .unwrap();
+    s.add_function(7, 5, Box::new(crate::root::HostBridge::new()))
+        .unwrap();
+    // Both functions of device 7 report a multi-function device; the bridge at 00:00.0 does not.
+    for f in [0u32, 5] {
+        s.pio_write(0, &cf8(0, 7, f, 0x0c).to_le_bytes());
+        let mut b = [0u8; 4];
+        s.pio_read(4, &mut b);
+        assert_eq!(b[2], 0x80, "00:07.{f} header type");
+    }
+    assert_eq!(pio_cfg_read(&mut s, 0, 0x0e, 1), 0);
+    let mut b = [0u8; 4];
+    s.ecam_read(ecam(0, 7, 3, 0), &mut b);
+    assert_eq!(b, [0xff; 4], "00:07.3 absent");
+    assert!(s.function_at(7, 5).is_some() && s.function_at(7, 8).is_none());
+    assert!(s.function_at(32, 0).is_none() && s.function_at_mut(7, 9).is_none());
+    let bdfs: Vec<String> = s.describe().into_iter().map(|f| f.bdf).collect();
+    assert_eq!(bdfs, ["0000:00:00.0", "0000:00:07.0", "0000:00:07.5"]);
+    assert_eq!(
+        s.add_function(7, 8, Box::new(crate::root::HostBridge::new())),
+        Err(SegmentError::InvalidFunctionNumber(8))
+    );
+    assert_eq!(
+        s.add_function(7, 5, Box::new(crate::root::HostBridge::new())),
+        Err(SegmentError::FunctionOccupied("0000:00:07.5".into()))
+    );
+}
+
+/// A PF's VFs may never land on a placed function or on another PF's VFs, whichever is added first.
+#[test]
+fn vf_routing_ids_are_reserved() {
+    let (mut s, _) = segment();
+    // The test device at 00:03.0 may have VFs at 00:03.1..00:03.4.
+    let err = s
+        .add_function(TEST_DEV, 2, Box::new(crate::root::HostBridge::new()))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SegmentError::RoutingIdCollision {
+            rid: "0000:00:03.2".into(),
+            first: "VF 1 of 0000:00:03.0".into(),
+            second: "0000:00:03.2".into(),
+        }
+    );
+    s.add_function(TEST_DEV, 5, Box::new(crate::root::HostBridge::new()))
+        .unwrap();
+    // A PF whose VF 0 would be a placed function.
+    s.add_function(9, 1, Box::new(crate::root::HostBridge::new()))
+        .unwrap();
+    assert_eq!(
+        s.add_device(9, test_device()),
+        Err(SegmentError::RoutingIdCollision {
+            rid: "0000:00:09.1".into(),
+            first: "0000:00:09.1".into(),
+            second: "VF 0 of 0000:00:09.0".into(),
+        })
+    );
+    // Two PFs far enough apart are fine; the PF added at 00:05.0 must stay empty on the real platform, but
+    // here nothing stops it.
+    s.add_device(0x1f, test_device()).unwrap();
+    assert!(s.device(9).is_none());
+}
+
+#[test]
+fn iov_apertures_follow_every_bar() {
+    let (mut s, _) = segment();
+    s.add_device(4, test_device()).unwrap();
+    s.allocate_bars(MMIO32, MMIO64).unwrap();
+    let mut bars = Vec::new();
+    let mut apertures = Vec::new();
+    for dev in [TEST_DEV, 4] {
+        let d = s.device(dev).unwrap();
+        bars.extend(d.bars().into_iter().map(|b| (b.address, b.size)));
+        apertures.extend(d.iov_bars().into_iter().map(|b| (b.address, b.size)));
+    }
+    assert_eq!(apertures.len(), 4);
+    for &(a, size) in &apertures {
+        assert_eq!(a % size, 0, "aligned");
+        for &(b, bsize) in bars
+            .iter()
+            .filter(|(b, _)| (*b >> 32 == 0) == (a >> 32 == 0))
+        {
+            assert!(
+                a >= b + bsize,
+                "after every BAR of its window: {a:#x} vs {b:#x}"
+            );
+        }
+    }
+    let mut all: Vec<(u64, u64)> = bars.iter().chain(&apertures).copied().collect();
+    all.sort();
+    for w in all.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0, "no overlap: {all:x?}");
+    }
+    // VF MSE stays off: firmware enables nothing of SR-IOV.
+    let c = s.device(TEST_DEV).unwrap().config();
+    assert_eq!(c.read_u16(regs::SRIOV_CAP_OFFSET + 8), 0);
 }

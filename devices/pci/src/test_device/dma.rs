@@ -156,6 +156,11 @@ impl DmaEngine {
         }
     }
 
+    /// Function Level Reset: every register back to 0 ([`STATUS_IDLE`], no completions).
+    pub fn reset(&mut self) {
+        self.regs = DmaRegisters::default();
+    }
+
     /// The registers.
     pub fn registers(&self) -> DmaRegisters {
         self.regs

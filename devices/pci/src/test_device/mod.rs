@@ -1,23 +1,33 @@
-//! The iovmm DMA test device: identity, capabilities (MSI, MSI-X, PCIe, PM; PASID and ATS extended), a register
-//! file with a scratch register, an interrupt doorbell and a DMA engine that reaches memory only through its
-//! IOMMU port. The register map is documented in [`regs`].
+//! The iovmm DMA test device: identity, capabilities (MSI, MSI-X, PCIe with Function Level Reset, PM; PASID, ATS
+//! and SR-IOV extended), a register file with a scratch register, an interrupt doorbell and a DMA engine that
+//! reaches memory only through its IOMMU port, and up to [`regs::TOTAL_VFS`] Virtual Functions with the same
+//! register file. The register map is documented in [`regs`].
 
 pub mod dma;
+mod function;
 pub mod regs;
+pub mod vf;
 
 use crate::ats::{pasid_reg, AtsCapability, PasidCapability};
-use crate::bar::{BarError, BarType};
+use crate::bar::{Bar, BarDef, BarError, BarType, NUM_BARS};
 use crate::capability::CapabilityError;
 use crate::config::{ConfigSpace, HeaderType0};
 use crate::device::{config_offset, PciDevice};
-use crate::msi::{Delivery, InterruptSetupError, MsiCapability, MsiSink};
+use crate::msi::{InterruptSetupError, MsiCapability, MsiSink};
 use crate::msix::MsixCapability;
-use crate::pcie::{add_pcie_capability, devcap2, pcie_reg, PcieDeviceType, PmCapability};
-use dma::{DmaContext, DmaEngine, DmaRegisters};
+use crate::pcie::{
+    add_pcie_capability, devcap2, pcie_reg, set_flr_capable, PcieDeviceType, PmCapability,
+};
+use crate::sriov::{
+    SharedPaths, SriovCapability, SriovChange, SriovError, SriovParams, VfPlatform, VfRouting,
+};
+use dma::DmaRegisters;
+use function::{Caps, Function};
 use iommu::DmaAccessor;
 use regs::*;
 use std::sync::Arc;
 use thiserror::Error;
+pub use vf::VirtualFunction;
 
 /// Device number the VMM gives the test device on bus 0: BDF 0000:00:03.0.
 pub const DEFAULT_DEVICE_NUMBER: u8 = 3;
@@ -31,6 +41,8 @@ pub enum TestDeviceError {
     Capability(#[from] CapabilityError),
     #[error(transparent)]
     Interrupt(#[from] InterruptSetupError),
+    #[error(transparent)]
+    Sriov(#[from] SriovError),
     #[error("extended capability {0} landed at {1:#x}, not where the register map says")]
     Layout(&'static str, usize),
 }
@@ -44,35 +56,73 @@ pub struct IrqCounters {
     pub last: u32,
 }
 
-/// The test device.
+/// The SR-IOV capability's constants.
+fn sriov_params() -> SriovParams {
+    let mut vf_bars = [None; NUM_BARS];
+    vf_bars[usize::from(REGS_BAR)] = Some(BarDef {
+        bar_type: BarType::Mem32,
+        size: VF_BAR0_SIZE,
+        prefetchable: false,
+    });
+    vf_bars[usize::from(MSIX_BAR)] = Some(BarDef {
+        bar_type: BarType::Mem64,
+        size: VF_BAR2_SIZE,
+        prefetchable: true,
+    });
+    SriovParams {
+        total_vfs: TOTAL_VFS,
+        first_offset: VF_OFFSET,
+        stride: VF_STRIDE,
+        vf_device_id: VF_DEVICE_ID,
+        pf_function: 0,
+        vf_bars,
+    }
+}
+
+/// The test device: the Physical Function and the VFs it has now.
 pub struct TestDevice {
-    config: ConfigSpace,
+    f: Function,
     pm: PmCapability,
-    msi: MsiCapability,
-    msix: MsixCapability,
     pasid: PasidCapability,
     ats: AtsCapability,
-    sink: Arc<dyn MsiSink>,
-    dma: DmaEngine,
-    scratch: u32,
-    irq: IrqCounters,
+    sriov: SriovCapability,
+    /// The PF's requester id (its DMA accessor's source id); VF n's is this + First VF Offset + n × VF Stride.
+    requester_id: Option<u16>,
+    platform: Arc<dyn VfPlatform>,
+    /// VF n at index n; empty while VF Enable is clear.
+    vfs: Vec<VirtualFunction>,
 }
 
 impl std::fmt::Debug for TestDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestDevice")
-            .field("config", &self.config)
-            .field("scratch", &self.scratch)
-            .field("irq", &self.irq)
-            .field("dma", &self.dma.registers())
+            .field("config", &self.f.config)
+            .field("irq", &self.f.irq_counters())
+            .field("dma", &self.f.dma_registers())
+            .field("vfs", &self.vfs)
             .finish_non_exhaustive()
     }
 }
 
 impl TestDevice {
     /// A test device whose interrupts go to `sink` and whose DMA goes through `dma` (the VMM builds it with the
-    /// IOMMU port the device sits behind and source id 0x0018).
+    /// IOMMU port the device sits behind and source id 0x0018). Its VFs use the same port and memory with
+    /// their own requester ids, and send their messages to `sink` as well; [`Self::with_vf_platform`] gives
+    /// them their own sinks.
     pub fn new(sink: Arc<dyn MsiSink>, dma: DmaAccessor) -> Result<Self, TestDeviceError> {
+        let platform = Arc::new(SharedPaths {
+            dma: dma.clone(),
+            sink: sink.clone(),
+        });
+        Self::with_vf_platform(sink, dma, platform)
+    }
+
+    /// A test device whose VFs get their DMA accessor and MSI sink from `platform` when VF Enable creates them.
+    pub fn with_vf_platform(
+        sink: Arc<dyn MsiSink>,
+        dma: DmaAccessor,
+        platform: Arc<dyn VfPlatform>,
+    ) -> Result<Self, TestDeviceError> {
         let mut config = ConfigSpace::new(&HeaderType0 {
             vendor_id: VENDOR_ID,
             device_id: DEVICE_ID,
@@ -92,6 +142,7 @@ impl TestDevice {
             pcie + pcie_reg::DEVCAP2,
             devcap2::EE_PREFIX | devcap2::MAX_EE_PREFIXES_1,
         );
+        set_flr_capable(&mut config, pcie);
         let msix = MsixCapability::add(
             &mut config,
             MSIX_VECTORS,
@@ -108,200 +159,209 @@ impl TestDevice {
         if ats.offset() != ATS_CAP_OFFSET {
             return Err(TestDeviceError::Layout("ATS", ats.offset()));
         }
-        Ok(TestDevice {
-            config,
-            pm,
-            msi,
+        let sriov = SriovCapability::add(&mut config, &sriov_params())?;
+        if sriov.offset() != SRIOV_CAP_OFFSET {
+            return Err(TestDeviceError::Layout("SR-IOV", sriov.offset()));
+        }
+        let requester_id = u16::try_from(dma.source_id).ok();
+        let caps = Caps {
+            pcie,
+            msi: Some(msi),
             msix,
+            pasid: Some(pasid),
+        };
+        Ok(TestDevice {
+            f: Function::new(config, caps, sink, dma, FEATURES),
+            pm,
             pasid,
             ats,
-            sink,
-            dma: DmaEngine::new(dma),
-            scratch: 0,
-            irq: IrqCounters::default(),
+            sriov,
+            requester_id,
+            platform,
+            vfs: Vec::new(),
         })
     }
 
     /// The interrupt counters.
     pub fn irq_counters(&self) -> IrqCounters {
-        self.irq
+        self.f.irq_counters()
     }
 
     /// The DMA engine's registers.
     pub fn dma_registers(&self) -> DmaRegisters {
-        self.dma.registers()
+        self.f.dma_registers()
     }
 
     /// ATS Enable as the guest left it (recorded only: the device keeps no translation cache).
     pub fn ats_enabled(&self) -> bool {
-        self.ats.enabled(&self.config)
-    }
-
-    /// Runs DMA command `cmd` (a [`REG_DMA_CMD`] write) and raises vector 0 if the guest asked for it.
-    fn dma_command(&mut self, cmd: u32) {
-        let ctx = DmaContext {
-            bus_master: self.config.bus_master_enabled(),
-            pasid_enabled: self.pasid.enabled(&self.config),
-        };
-        if self.dma.execute(cmd, ctx) {
-            self.raise(0);
-        }
+        self.ats.enabled(&self.f.config)
     }
 
     /// Raises `vector` as the doorbell does: MSI-X if enabled, else MSI if enabled, else dropped.
     pub fn raise(&mut self, vector: u32) {
-        self.irq.raised = self.irq.raised.wrapping_add(1);
-        let result = if self.msix.enabled(&self.config) {
-            match u16::try_from(vector) {
-                Ok(v) => self.msix.trigger(&self.config, v, &*self.sink),
-                Err(_) => Ok(Delivery::InvalidVector),
-            }
-        } else if self.msi.enabled(&self.config) {
-            self.msi.trigger(&mut self.config, vector, &*self.sink)
-        } else {
-            Ok(Delivery::Disabled)
+        self.f.raise(vector);
+    }
+
+    /// The SR-IOV capability.
+    pub fn sriov(&self) -> &SriovCapability {
+        &self.sriov
+    }
+
+    /// The VFs that exist now (VF n at index n).
+    pub fn vfs(&self) -> &[VirtualFunction] {
+        &self.vfs
+    }
+
+    /// Function Level Reset of the PF: its state returns to power-on (see [`Function::flr`]); VF Enable is
+    /// cleared with the rest of the SR-IOV capability, so every VF disappears.
+    fn flr(&mut self) {
+        self.vfs.clear();
+        self.f.flr();
+    }
+
+    /// VF Enable was set: creates the NumVFs VFs in their reset state (none if NumVFs is 0 or above
+    /// TotalVFs), each with its own requester id, DMA accessor and MSI sink.
+    fn create_vfs(&mut self) {
+        self.vfs.clear();
+        let count = self.sriov.active_vfs(&self.f.config);
+        let routing = self.sriov.routing(&self.f.config);
+        if count == 0 {
+            log::debug!(
+                "test device: VF Enable with NumVFs {} (TotalVFs {TOTAL_VFS}): no VFs",
+                self.sriov.num_vfs(&self.f.config)
+            );
+            return;
+        }
+        let Some(pf) = self.requester_id else {
+            log::warn!("test device: no 16-bit requester id, so no VFs");
+            return;
         };
-        self.irq.last = match result {
-            Ok(Delivery::Sent) => IRQ_LAST_SENT,
-            Ok(Delivery::Latched) => IRQ_LAST_PENDING,
-            Ok(Delivery::Disabled) => IRQ_LAST_DISABLED,
-            Ok(Delivery::InvalidVector) => IRQ_LAST_INVALID_VECTOR,
-            Ok(Delivery::BusMasterDisabled) => IRQ_LAST_BUS_MASTER_OFF,
-            Err(e) => {
-                log::warn!("test device: vector {vector}: {e}");
-                IRQ_LAST_DELIVERY_ERROR
-            }
-        };
-        match self.irq.last {
-            IRQ_LAST_SENT => self.irq.sent = self.irq.sent.wrapping_add(1),
-            IRQ_LAST_PENDING => {}
-            _ => self.irq.dropped = self.irq.dropped.wrapping_add(1),
-        }
-    }
-
-    /// Counts messages sent later (on unmask), or logs why they failed.
-    fn count_deferred(&mut self, r: Result<u32, crate::msi::MsiError>) {
-        match r {
-            Ok(n) => self.irq.sent = self.irq.sent.wrapping_add(n),
-            Err(e) => {
-                log::warn!("test device: pending vector: {e}");
-                self.irq.dropped = self.irq.dropped.wrapping_add(1);
-            }
-        }
-    }
-
-    fn reg_read(&self, offset: u64) -> u32 {
-        match offset {
-            REG_ID => ID_MAGIC,
-            REG_VERSION => VERSION,
-            REG_FEATURES => FEATURES,
-            REG_SCRATCH => self.scratch,
-            REG_IRQ_RAISED => self.irq.raised,
-            REG_IRQ_SENT => self.irq.sent,
-            REG_IRQ_DROPPED => self.irq.dropped,
-            REG_IRQ_LAST => self.irq.last,
-            DMA_REGS_START..DMA_REGS_END => self.dma.read(offset),
-            _ => 0,
-        }
-    }
-
-    fn reg_write(&mut self, offset: u64, value: u32) {
-        match offset {
-            REG_SCRATCH => self.scratch = value,
-            REG_IRQ_DOORBELL => self.raise(value),
-            REG_DMA_CMD => self.dma_command(value),
-            DMA_REGS_START..DMA_REGS_END => self.dma.write(offset, value),
-            _ => {}
-        }
-    }
-
-    fn regs_read(&self, offset: u64, data: &mut [u8]) {
-        for (i, out) in data.iter_mut().enumerate() {
-            *out = match offset.checked_add(i as u64).filter(|&o| o < BAR0_SIZE) {
-                Some(o) => self.reg_read(o & !3).to_le_bytes()[(o & 3) as usize],
-                None => 0xff,
+        for index in 0..count {
+            // Routing IDs grow with the index: the first that does not fit ends the list.
+            let Some(rid) = routing.routing_id(pf, index) else {
+                log::warn!("test device: VF {index} has no Routing ID below 0x10000");
+                break;
             };
+            let vf = VirtualFunction::new(
+                index,
+                rid,
+                self.platform.msi_sink(rid),
+                self.platform.dma(rid),
+            );
+            match vf {
+                Ok(v) => self.vfs.push(v),
+                Err(e) => {
+                    log::warn!("test device: VF {index}: {e}");
+                    break;
+                }
+            }
         }
     }
 
-    fn regs_write(&mut self, offset: u64, data: &[u8]) {
-        let mut pos = 0usize;
-        while pos < data.len() {
-            let Some(o) = offset.checked_add(pos as u64).filter(|&o| o < BAR0_SIZE) else {
-                return;
-            };
-            let in_reg = (o & 3) as usize;
-            let n = (4 - in_reg).min(data.len() - pos);
-            let chunk = &data[pos..pos + n];
-            let reg = o & !3;
-            if n == 4 {
-                let v = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                self.reg_write(reg, v);
-            } else if reg == REG_SCRATCH {
-                let mut b = self.scratch.to_le_bytes();
-                b[in_reg..in_reg + n].copy_from_slice(chunk);
-                self.scratch = u32::from_le_bytes(b);
+    /// Tells every VF where its BARs are (its slices of the VF BAR apertures), whether VF MSE is set, and
+    /// whether the PF's PASID Enable lets it send PASIDs.
+    fn place_vfs(&mut self) {
+        let config = &self.f.config;
+        let mse = self.sriov.vf_memory_enabled(config);
+        let pasid = self.pasid.enabled(config);
+        for vf in &mut self.vfs {
+            let mut slices = [None; NUM_BARS];
+            for (i, s) in slices.iter_mut().enumerate() {
+                *s = self
+                    .sriov
+                    .vf_bar(config, i as u8)
+                    .filter(|b| b.address != 0)
+                    .and_then(|_| self.sriov.vf_slice(config, i as u8, vf.index()));
             }
-            pos += n;
+            vf.place(slices, mse, pasid);
         }
     }
 }
 
 impl PciDevice for TestDevice {
     fn config(&self) -> &ConfigSpace {
-        &self.config
+        &self.f.config
     }
 
     fn config_mut(&mut self) -> &mut ConfigSpace {
-        &mut self.config
+        &mut self.f.config
     }
 
     fn config_write(&mut self, reg: usize, offset: usize, data: &[u8]) {
         let Some(o) = config_offset(reg, offset) else {
             return;
         };
-        let power_state = self.pm.power_state(&self.config);
-        self.config.write(o, data);
-        self.pm.after_write(&mut self.config, power_state);
-        // Any write may unmask a vector, set MSI/MSI-X enable, clear the function mask or set BME: send what
-        // became deliverable.
-        let r = self.msi.after_write(&mut self.config, &*self.sink);
-        self.count_deferred(r);
-        let r = self.msix.after_config_write(&self.config, &*self.sink);
-        self.count_deferred(r);
+        let power_state = self.pm.power_state(&self.f.config);
+        let sriov_before = self.sriov.snapshot(&self.f.config);
+        self.f.config.write(o, data);
+        if self.f.flr_requested(o, data) {
+            self.flr();
+            return;
+        }
+        self.pm.after_write(&mut self.f.config, power_state);
+        match self.sriov.after_write(&mut self.f.config, sriov_before) {
+            SriovChange::Enabled => self.create_vfs(),
+            SriovChange::Disabled => self.vfs.clear(),
+            SriovChange::Unchanged => {}
+        }
+        self.place_vfs();
+        self.f.after_config_write();
     }
 
     fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]) {
         match bar {
-            REGS_BAR => self.regs_read(offset, data),
-            MSIX_BAR if offset < BAR2_SIZE => {
-                self.msix.bar_read(bar, offset, data);
-                // Bytes past the end of the BAR read all ones.
-                let valid = usize::try_from(BAR2_SIZE - offset).unwrap_or(usize::MAX);
-                if let Some(tail) = data.get_mut(valid..) {
-                    tail.fill(0xff);
-                }
-            }
+            REGS_BAR => self.f.regs_read(offset, data, BAR0_SIZE),
+            MSIX_BAR => self.f.msix_read(bar, offset, data, BAR2_SIZE),
             _ => data.fill(0xff),
         }
     }
 
     fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]) {
         match bar {
-            REGS_BAR => self.regs_write(offset, data),
-            MSIX_BAR if offset < BAR2_SIZE => {
-                let r = self
-                    .msix
-                    .bar_write(&self.config, bar, offset, data, &*self.sink);
-                self.count_deferred(r);
-            }
+            REGS_BAR => self.f.regs_write(offset, data, BAR0_SIZE),
+            MSIX_BAR => self.f.msix_write(bar, offset, data, BAR2_SIZE),
             _ => {}
         }
+    }
+
+    fn vf_routing(&self) -> Option<VfRouting> {
+        Some(self.sriov.routing(&self.f.config))
+    }
+
+    fn num_vfs(&self) -> u16 {
+        u16::try_from(self.vfs.len()).unwrap_or(u16::MAX)
+    }
+
+    fn vf(&self, index: u16) -> Option<&dyn PciDevice> {
+        self.vfs
+            .get(usize::from(index))
+            .map(|v| v as &dyn PciDevice)
+    }
+
+    fn vf_mut(&mut self, index: u16) -> Option<&mut dyn PciDevice> {
+        self.vfs
+            .get_mut(usize::from(index))
+            .map(|v| v as &mut dyn PciDevice)
+    }
+
+    fn iov_bars(&self) -> Vec<Bar> {
+        self.sriov.apertures(&self.f.config)
+    }
+
+    fn set_iov_bar_address(&mut self, index: u8, address: u64) -> Result<(), BarError> {
+        self.sriov
+            .set_vf_bar_address(&mut self.f.config, index, address)?;
+        self.place_vfs();
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod dma_tests;
+#[cfg(test)]
+mod flr_tests;
+#[cfg(test)]
+mod sriov_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! |---|---|
 //! | vendor:device | `7e57:0001` ([`VENDOR_ID`], [`DEVICE_ID`]); subsystem the same |
 //! | class | `0xff0000` (unassigned class), revision [`REVISION`] |
-//! | PCIe | version 2 capability, Root Complex Integrated Endpoint (on bus 0, no root port) |
-//! | PCIe extended | PASID and ATS (see below) |
+//! | PCIe | version 2 capability, Root Complex Integrated Endpoint (on bus 0, no root port); Function Level Reset |
+//! | PCIe extended | PASID, ATS and SR-IOV (see below) |
 //! | interrupts | MSI (64-bit, per-vector mask, [`MSI_VECTORS`] vectors), MSI-X ([`MSIX_VECTORS`] vectors); no INTx (pin 0) |
 //! | power | PM capability: D0 and D3hot, No_Soft_Reset (state survives D3hot) |
 //!
@@ -17,14 +17,19 @@
 //! # BARs
 //! | BAR | type | size | contents |
 //! |---|---|---|---|
-//! | 0 | 32-bit memory, non-prefetchable | [`BAR0_SIZE`] (4 KiB) | the registers below |
+//! | 0 | 32-bit memory, non-prefetchable | [`BAR0_SIZE`] (8 KiB) | the registers below |
 //! | 2 (+3) | 64-bit memory, prefetchable | [`BAR2_SIZE`] (4 KiB) | MSI-X table at [`MSIX_TABLE_OFFSET`], PBA at [`MSIX_PBA_OFFSET`] |
+//!
+//! BAR0 is 8 KiB, two pages, so that VFIO's `vfio_dma_mapping_mmio_test` can map part of the largest mmappable
+//! BAR (`map_partial_bar` needs two pages); its second page is reserved. vfio-pci mmaps both BARs (page-sized
+//! and page-aligned; the MSI-X table page of BAR2 is vfio's business).
 //!
 //! # Extended capabilities (config space 0x100+, reached through ECAM)
 //! | offset | capability | contents |
 //! |---|---|---|
 //! | [`PASID_CAP_OFFSET`] (0x100) | PASID (id 0x1b, version 1) | cap: max PASID width [`PASID_WIDTH`] (20), Privileged Mode Supported, no Execute; control: Enable and Privileged Mode Enable writable, reset 0 |
-//! | [`ATS_CAP_OFFSET`] (0x108) | ATS (id 0x0f, version 1), last | cap: invalidate queue depth 32 (encoded 0), no Page Aligned Request; control: Enable (bit 15) and STU (bits 4:0) writable, reset 0 |
+//! | [`ATS_CAP_OFFSET`] (0x108) | ATS (id 0x0f, version 1) | cap: invalidate queue depth 32 (encoded 0), no Page Aligned Request; control: Enable (bit 15) and STU (bits 4:0) writable, reset 0 |
+//! | [`SRIOV_CAP_OFFSET`] (0x110) | SR-IOV (id 0x10, version 1), last | [`TOTAL_VFS`] VFs at First VF Offset [`VF_OFFSET`], VF Stride [`VF_STRIDE`], VF Device ID [`VF_DEVICE_ID`], VF BARs 0 and 2 (below); layout and rules in `crate::sriov` |
 //!
 //! The PCI Express capability's DEVCAP2 advertises End-End TLP Prefix support (one prefix), which Linux requires
 //! before `pci_enable_pasid` succeeds. ATS Enable and STU are recorded only: the device keeps no translation
@@ -35,7 +40,7 @@
 //! |---|---|---|---|
 //! | 0x000 | [`REG_ID`] | RO u32 | [`ID_MAGIC`]: the bytes `"IOVM"` |
 //! | 0x004 | [`REG_VERSION`] | RO u32 | [`VERSION`]: major in bits 31:16, minor in bits 15:0 |
-//! | 0x008 | [`REG_FEATURES`] | RO u32 | implemented features: [`FEATURE_IRQ`] \| [`FEATURE_DMA`] \| [`FEATURE_PASID`] |
+//! | 0x008 | [`REG_FEATURES`] | RO u32 | implemented features: [`FEATURES`] on the PF (IRQ, DMA, PASID, FLR, SR-IOV), [`VF_FEATURES`] on a VF |
 //! | 0x00c | [`REG_SCRATCH`] | RW u32 | scratch, resets to 0 |
 //! | 0x010 | [`REG_IRQ_DOORBELL`] | WO u32 (reads 0) | write N: raise vector N through MSI-X if enabled, else MSI if enabled, else drop it |
 //! | 0x014 | [`REG_IRQ_RAISED`] | RO u32 | interrupts raised so far (doorbell writes and DMA completion interrupts) |
@@ -59,11 +64,46 @@
 //! | 0x150 | [`REG_DMA_XLATE_PERMS`] | RO u32 | translate probe: [`XLATE_PERM_READ`] (bit 0), [`XLATE_PERM_WRITE`] (bit 1), [`XLATE_PERM_EXEC`] (bit 2) |
 //! | 0x154 | [`REG_DMA_COMPLETIONS`] | RO u32 | commands completed, whatever their status (wraps at 2^32) |
 //! | 0x158 | [`REG_DMA_BYTES`] | RO u64 | bytes the last command wrote to the destination (partial on a fault) |
-//! | 0x160..0xfff | reserved | | reads 0, writes ignored |
+//! | 0x160..0x1fff | reserved | | reads 0, writes ignored |
 //!
 //! Counters wrap at 2^32. An interrupt raised on a masked vector sets its pending bit (it counts neither as sent
 //! nor dropped until the unmask sends it; repeated raises of a masked vector coalesce into one message). MSI and
 //! MSI-X messages are memory writes: with COMMAND.BME clear they are dropped ([`IRQ_LAST_BUS_MASTER_OFF`]).
+//!
+//! # Function Level Reset
+//! Device Capabilities advertises FLR (bit 28). A config write that sets Initiate Function Level Reset (Device
+//! Control bit 15, which always reads 0) resets the function before the write returns (PCIe Base 6.0 §6.6.2):
+//! its whole configuration space returns to its power-on values except Max_Payload_Size (COMMAND, BARs, STATUS
+//! error bits, MSI and MSI-X enables, masks, table and PBA, PM power state, PASID and ATS control, SR-IOV
+//! control, NumVFs, System Page Size and VF BARs), and so does every BAR0 register (scratch, the interrupt
+//! counters, all DMA registers: STATUS reads [`STATUS_IDLE`], COMPLETIONS 0). Read-only identity and
+//! capability registers are unchanged. An FLR of the PF clears VF Enable, so its VFs disappear; an FLR of a VF
+//! resets only that VF. DMA commands run to completion inside the register write, so no request is ever
+//! pending: Device Status Transactions Pending is always 0, and an FLR never cuts a transfer short.
+//!
+//! # SR-IOV (PCIe Base 6.0 §9)
+//! The PF at 00:03.0 has up to [`TOTAL_VFS`] Virtual Functions, VF n (0-based) at Routing ID 00:03.(n + 1) (First
+//! VF Offset [`VF_OFFSET`], VF Stride [`VF_STRIDE`]; 00:03.1..00:03.4, requester ids 0x19..0x1c), present while
+//! SR-IOV Control VF Enable is set with NumVFs in 1..=TotalVFs. Each VF's DMA goes through the same IOMMU port
+//! with the VF's own requester id, and its MSI-X messages carry that requester id too. VFs are found through
+//! the SR-IOV capability, never by scanning, so the PF's Header Type stays single-function (Linux then keeps
+//! each VF in its own IOMMU group); the machine description lists only the PF, as firmware finds it at boot.
+//!
+//! A VF's configuration header (§9.3.4.1): Vendor and Device ID read 0xFFFF (the OS takes `7e57` and
+//! [`VF_DEVICE_ID`] from the PF); COMMAND has only Bus Master Enable (memory decoding is the PF's VF MSE);
+//! revision and class as the PF; header type 0; BARs, expansion ROM, cache line size, interrupt line and pin
+//! read 0; subsystem vendor `7e57`, subsystem id [`VF_DEVICE_ID`]. Capabilities: PCI Express (RCiEP, FLR; Device
+//! Control fields RsvdP except Initiate FLR) and MSI-X ([`MSIX_VECTORS`] vectors, table at 0 and PBA at 0x800 of
+//! VF BAR2); no MSI, PM, PASID (VFs must not have one) or ATS, no extended capabilities.
+//!
+//! | VF BAR | type | size per VF | contents |
+//! |---|---|---|---|
+//! | 0 | 32-bit memory, non-prefetchable | [`VF_BAR0_SIZE`] (4 KiB, or the System Page Size if larger) | the BAR0 registers of this map, [`VF_FEATURES`] in FEATURES |
+//! | 2 (+3) | 64-bit memory, prefetchable | [`VF_BAR2_SIZE`] (4 KiB, or the System Page Size) | MSI-X table and PBA, as the PF's BAR2 |
+//!
+//! A VF's register file is the PF's. VFs have no PASID capability but share their PF's PASID configuration
+//! (as Linux's `pci_enable_pasid` says): a VF's request carries the PASID of [`REG_DMA_PASID`] when
+//! [`DMA_PASID_VALID`] is set and the PF's PASID Enable is set.
 //!
 //! # Access rules
 //! Aligned 4-byte accesses act on one 32-bit register or one half of a 64-bit register (the low half at the
@@ -74,7 +114,8 @@
 //! are ignored.
 //!
 //! # DMA engine
-//! All DMA goes through the IOMMU port the VMM gives the device (requester id 0x0018, BDF 00:03.0), one
+//! All DMA goes through the IOMMU port the VMM gives the device (requester id 0x0018, BDF 00:03.0; a VF's own
+//! requester id for a VF), one
 //! translation per IOMMU page, in increasing IOVA order. A write of [`REG_DMA_CMD`] runs the command
 //! synchronously: when the write returns, every result register is final. Each command first zeroes
 //! [`REG_DMA_FAULT_IOVA`], [`REG_DMA_FAULT_REASON`], [`REG_DMA_FAULT_ACCESS`], the `REG_DMA_XLATE_*` registers
@@ -131,8 +172,8 @@ pub const MSIX_VECTORS: u16 = 4;
 
 /// BAR index of the register file.
 pub const REGS_BAR: u8 = 0;
-/// Size of BAR0.
-pub const BAR0_SIZE: u64 = 0x1000;
+/// Size of BAR0 (two pages; the registers occupy the first).
+pub const BAR0_SIZE: u64 = 0x2000;
 /// BAR index holding the MSI-X table and PBA (a 64-bit BAR, so BAR3 is its high half).
 pub const MSIX_BAR: u8 = 2;
 /// Size of BAR2.
@@ -251,21 +292,45 @@ pub const XLATE_PERM_EXEC: u32 = 1 << 2;
 pub const PASID_CAP_OFFSET: usize = 0x100;
 /// Config-space offset of the ATS extended capability.
 pub const ATS_CAP_OFFSET: usize = 0x108;
+/// Config-space offset of the SR-IOV extended capability.
+pub const SRIOV_CAP_OFFSET: usize = 0x110;
+
+/// SR-IOV TotalVFs (and InitialVFs).
+pub const TOTAL_VFS: u16 = 4;
+/// SR-IOV First VF Offset: VF 0 is function 1 of the PF's device.
+pub const VF_OFFSET: u16 = 1;
+/// SR-IOV VF Stride.
+pub const VF_STRIDE: u16 = 1;
+/// SR-IOV VF Device ID (also each VF's subsystem id).
+pub const VF_DEVICE_ID: u16 = 0x0002;
+/// Size of VF BAR0 per VF at 4 KiB System Page Size: the register file.
+pub const VF_BAR0_SIZE: u64 = 0x1000;
+/// Size of VF BAR2 per VF at 4 KiB System Page Size: the MSI-X table and PBA.
+pub const VF_BAR2_SIZE: u64 = 0x1000;
 /// Max PASID width advertised by the PASID capability.
 pub const PASID_WIDTH: u8 = 20;
 
 /// Value of [`REG_ID`]: the bytes "IOVM" in memory order.
 pub const ID_MAGIC: u32 = u32::from_le_bytes(*b"IOVM");
-/// Value of [`REG_VERSION`]: 1.1 (1.0 plus the DMA engine and the PASID/ATS capabilities).
-pub const VERSION: u32 = 0x0001_0001;
+/// Value of [`REG_VERSION`]: 1.2 (1.0 plus the DMA engine and the PASID/ATS capabilities in 1.1; FLR, SR-IOV
+/// and the 8 KiB BAR0 in 1.2).
+pub const VERSION: u32 = 0x0001_0002;
 /// Feature bit: interrupt doorbell and counters.
 pub const FEATURE_IRQ: u32 = 1 << 0;
 /// Feature bit: the DMA engine (copy, fill, translate probe) at [`DMA_REGS_START`].
 pub const FEATURE_DMA: u32 = 1 << 1;
 /// Feature bit: the PASID capability, and [`REG_DMA_PASID`] honoured when it is enabled.
 pub const FEATURE_PASID: u32 = 1 << 2;
-/// Value of [`REG_FEATURES`].
-pub const FEATURES: u32 = FEATURE_IRQ | FEATURE_DMA | FEATURE_PASID;
+/// Feature bit: Function Level Reset.
+pub const FEATURE_FLR: u32 = 1 << 3;
+/// Feature bit: the SR-IOV capability (PF only).
+pub const FEATURE_SRIOV: u32 = 1 << 4;
+/// Feature bit: this function is a Virtual Function.
+pub const FEATURE_VF: u32 = 1 << 5;
+/// Value of [`REG_FEATURES`] on the PF.
+pub const FEATURES: u32 = FEATURE_IRQ | FEATURE_DMA | FEATURE_PASID | FEATURE_FLR | FEATURE_SRIOV;
+/// Value of [`REG_FEATURES`] on a VF (PASID through the PF's capability).
+pub const VF_FEATURES: u32 = FEATURE_IRQ | FEATURE_DMA | FEATURE_PASID | FEATURE_FLR | FEATURE_VF;
 
 /// [`REG_IRQ_LAST`]: no interrupt raised yet.
 pub const IRQ_LAST_NONE: u32 = 0;

@@ -68,7 +68,7 @@ fn identity_registers_and_scratch() {
     assert_eq!(read32(&mut d, REG_VERSION), VERSION);
     assert_eq!(
         read32(&mut d, REG_FEATURES),
-        FEATURE_IRQ | FEATURE_DMA | FEATURE_PASID
+        FEATURE_IRQ | FEATURE_DMA | FEATURE_PASID | FEATURE_FLR | FEATURE_SRIOV
     );
     write32(&mut d, REG_ID, 0);
     assert_eq!(read32(&mut d, REG_ID), ID_MAGIC, "read-only");
@@ -262,19 +262,22 @@ fn extended_capability_chain() {
         found,
         vec![
             (u32::from(ext_id::PASID), 1, PASID_CAP_OFFSET),
-            (u32::from(ext_id::ATS), 1, ATS_CAP_OFFSET)
+            (u32::from(ext_id::ATS), 1, ATS_CAP_OFFSET),
+            (u32::from(ext_id::SRIOV), 1, SRIOV_CAP_OFFSET)
         ]
     );
     assert_eq!(d.config().find_ext_capability(ext_id::PASID), Some(0x100));
     assert_eq!(d.config().find_ext_capability(ext_id::ATS), Some(0x108));
+    assert_eq!(d.config().find_ext_capability(ext_id::SRIOV), Some(0x110));
     // Nothing after the last capability.
-    for off in (ATS_CAP_OFFSET + 8..0x200).step_by(4) {
+    for off in (SRIOV_CAP_OFFSET + crate::sriov::SRIOV_CAP_LEN..0x200).step_by(4) {
         assert_eq!(cfg_read32(&mut d, off), 0, "{off:#x}");
     }
     // Headers and capability registers are read-only.
     cfg_write(&mut d, PASID_CAP_OFFSET, &[0; 4]);
     cfg_write(&mut d, ATS_CAP_OFFSET, &[0xff; 4]);
-    assert_eq!(d.config().ext_capabilities().len(), 2);
+    cfg_write(&mut d, SRIOV_CAP_OFFSET, &[0; 4]);
+    assert_eq!(d.config().ext_capabilities().len(), 3);
     let pasid_cap = |d: &mut TestDevice| cfg_read32(d, PASID_CAP_OFFSET + 4);
     // PASID: width 20 (bits 12:8), privileged mode supported (bit 2), no execute (bit 1); control 0.
     assert_eq!(pasid_cap(&mut d), 0x0000_1404);

@@ -1,7 +1,9 @@
-//! Test helpers: small IOMMU ports, a device factory and register accessors.
+//! Test helpers: small IOMMU ports, a device factory, a VF platform that records what it hands out, and
+//! register accessors (for the PF and VFs alike).
 
 use super::*;
 use crate::config::{command, reg};
+use crate::msi::MsiSink;
 use crate::msi::{msi_reg, RecordingSink};
 use iommu::mem::TestMemory;
 use iommu::{Access, DmaFault, DmaPort, DmaRequest, IdentityPort, Perms, Translation};
@@ -107,37 +109,37 @@ pub fn device() -> (TestDevice, Arc<RecordingSink>) {
     (r.dev, r.sink)
 }
 
-pub fn cfg_write(d: &mut TestDevice, off: usize, data: &[u8]) {
+pub fn cfg_write<D: PciDevice + ?Sized>(d: &mut D, off: usize, data: &[u8]) {
     d.config_write(off / 4, off % 4, data);
 }
 
-pub fn cfg_read32(d: &mut TestDevice, off: usize) -> u32 {
+pub fn cfg_read32<D: PciDevice + ?Sized>(d: &mut D, off: usize) -> u32 {
     let mut b = [0u8; 4];
     d.config_read(off / 4, off % 4, &mut b);
     u32::from_le_bytes(b)
 }
 
-pub fn read32(d: &mut TestDevice, off: u64) -> u32 {
+pub fn read32<D: PciDevice + ?Sized>(d: &mut D, off: u64) -> u32 {
     let mut b = [0u8; 4];
     d.bar_read(REGS_BAR, off, &mut b);
     u32::from_le_bytes(b)
 }
 
-pub fn write32(d: &mut TestDevice, off: u64, v: u32) {
+pub fn write32<D: PciDevice + ?Sized>(d: &mut D, off: u64, v: u32) {
     d.bar_write(REGS_BAR, off, &v.to_le_bytes());
 }
 
-pub fn read64(d: &mut TestDevice, off: u64) -> u64 {
+pub fn read64<D: PciDevice + ?Sized>(d: &mut D, off: u64) -> u64 {
     let mut b = [0u8; 8];
     d.bar_read(REGS_BAR, off, &mut b);
     u64::from_le_bytes(b)
 }
 
-pub fn write64(d: &mut TestDevice, off: u64, v: u64) {
+pub fn write64<D: PciDevice + ?Sized>(d: &mut D, off: u64, v: u64) {
     d.bar_write(REGS_BAR, off, &v.to_le_bytes());
 }
 
-pub fn enable_bme(d: &mut TestDevice) {
+pub fn enable_bme<D: PciDevice + ?Sized>(d: &mut D) {
     cfg_write(
         d,
         reg::COMMAND,
@@ -146,7 +148,7 @@ pub fn enable_bme(d: &mut TestDevice) {
 }
 
 /// Enables MSI at address 0xfee0_0000, data 0x30, with 2^mme vectors.
-pub fn enable_msi(d: &mut TestDevice, mme: u16) -> usize {
+pub fn enable_msi<D: PciDevice + ?Sized>(d: &mut D, mme: u16) -> usize {
     let msi = d
         .config()
         .find_capability(crate::capability::id::MSI)
@@ -158,7 +160,14 @@ pub fn enable_msi(d: &mut TestDevice, mme: u16) -> usize {
 }
 
 /// Programs SRC, DST, LEN and FLAGS, then writes CMD; returns STATUS.
-pub fn run(d: &mut TestDevice, cmd: u32, src: u64, dst: u64, len: u64, flags: u32) -> u32 {
+pub fn run<D: PciDevice + ?Sized>(
+    d: &mut D,
+    cmd: u32,
+    src: u64,
+    dst: u64,
+    len: u64,
+    flags: u32,
+) -> u32 {
     write64(d, REG_DMA_SRC, src);
     write64(d, REG_DMA_DST, dst);
     write64(d, REG_DMA_LEN, len);
@@ -181,4 +190,98 @@ pub fn identity_dma() -> DmaAccessor {
         Arc::new(TestMemory::new(0x1_0000)),
         0x18,
     )
+}
+
+/// Offset of a function's PCI Express capability.
+pub fn pcie_cap<D: PciDevice + ?Sized>(d: &D) -> usize {
+    d.config()
+        .find_capability(crate::capability::id::PCI_EXPRESS)
+        .unwrap()
+}
+
+/// What Linux's `pcie_flr` writes: Device Control read back with Initiate Function Level Reset set.
+pub fn initiate_flr<D: PciDevice + ?Sized>(d: &mut D) {
+    let at = pcie_cap(&*d) + crate::pcie::pcie_reg::DEVCTL;
+    let ctl = cfg_read32(d, at) as u16 | crate::pcie::devctl::INITIATE_FLR;
+    cfg_write(d, at, &ctl.to_le_bytes());
+}
+
+/// The whole configuration space, read as the guest reads it.
+pub fn config_dump<D: PciDevice + ?Sized>(d: &mut D) -> Vec<u8> {
+    let mut v = vec![0u8; crate::config::CONFIG_SPACE_SIZE];
+    for (i, chunk) in v.chunks_mut(4).enumerate() {
+        d.config_read(i, 0, chunk);
+    }
+    v
+}
+
+/// A [`VfPlatform`] over one port and memory that records every requester id it built a path for, and gives
+/// each VF its own recording sink.
+pub struct RecordingVfs {
+    pub port: Arc<dyn DmaPort>,
+    pub mem: Arc<TestMemory>,
+    pub sinks: Mutex<BTreeMap<u16, Arc<RecordingSink>>>,
+}
+
+impl RecordingVfs {
+    pub fn new(port: Arc<dyn DmaPort>, mem: Arc<TestMemory>) -> Arc<Self> {
+        Arc::new(RecordingVfs {
+            port,
+            mem,
+            sinks: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The sink handed to the VF with requester id `rid`, if one was.
+    pub fn sink(&self, rid: u16) -> Option<Arc<RecordingSink>> {
+        self.sinks.lock().unwrap().get(&rid).cloned()
+    }
+}
+
+impl VfPlatform for RecordingVfs {
+    fn dma(&self, requester_id: u16) -> DmaAccessor {
+        DmaAccessor::new(self.port.clone(), self.mem.clone(), u32::from(requester_id))
+    }
+
+    fn msi_sink(&self, requester_id: u16) -> Arc<dyn MsiSink> {
+        self.sinks
+            .lock()
+            .unwrap()
+            .entry(requester_id)
+            .or_default()
+            .clone()
+    }
+}
+
+/// A PF behind `port` with `mem_size` bytes of RAM whose VFs get their paths from a [`RecordingVfs`].
+pub struct SriovRig {
+    pub dev: TestDevice,
+    pub sink: Arc<RecordingSink>,
+    pub mem: Arc<TestMemory>,
+    pub vfs: Arc<RecordingVfs>,
+}
+
+pub fn sriov_rig(port: Arc<dyn DmaPort>, mem_size: usize) -> SriovRig {
+    let sink = Arc::new(RecordingSink::default());
+    let mem = Arc::new(TestMemory::new(mem_size));
+    let vfs = RecordingVfs::new(port.clone(), mem.clone());
+    let dma = DmaAccessor::new(port, mem.clone(), 0x18);
+    let dev = TestDevice::with_vf_platform(sink.clone(), dma, vfs.clone()).unwrap();
+    SriovRig {
+        dev,
+        sink,
+        mem,
+        vfs,
+    }
+}
+
+/// What Linux's sriov_enable does, with the VF BARs placed first: NumVFs = `n`, then VF Enable | VF MSE.
+pub fn enable_vfs(d: &mut TestDevice, n: u16, vf_bar0: u64, vf_bar2: u64) {
+    use crate::sriov::sriov_reg;
+    d.set_iov_bar_address(REGS_BAR, vf_bar0).unwrap();
+    d.set_iov_bar_address(MSIX_BAR, vf_bar2).unwrap();
+    let cap = SRIOV_CAP_OFFSET;
+    cfg_write(d, cap + sriov_reg::NUM_VFS, &n.to_le_bytes());
+    let ctrl = sriov_reg::CTRL_VF_ENABLE | sriov_reg::CTRL_VF_MSE;
+    cfg_write(d, cap + sriov_reg::CTRL, &ctrl.to_le_bytes());
 }
