@@ -386,9 +386,14 @@ impl VtdConfig {
     /// ND=6 (65536 domains, so every 16-bit DID is valid), CM=0 (not-present entries are never cached),
     /// RWBF=0, PLMR/PHMR=0, ESRTPS=0 and ESIRTPS=0 (the driver performs the global invalidations after
     /// SRTP and SIRTP, which exercises them), PI=0, PSI with MAMV=18, SLLPS 2 MiB + 1 GiB, NFR/FRO per
-    /// [`regs::FRO_OFFSET`]. With first-stage translation: FL1GP (`fl1g=on`) and FL5LP (`fl5=on`).
+    /// [`regs::FRO_OFFSET`]. With first-stage translation: FL5LP (`fl5=on`). In scalable mode FL1GP (`fl1g=on`),
+    /// also when the unit has no first stage: FL1GP says which page sizes first-stage walks could map, and
+    /// Linux's `intel_svm_check` requires it of every unit with PASID and SMPWC before it accepts a CPU with
+    /// 1 GiB pages, FLTS or not (it logs "SVM disabled, incompatible 1GB page capability" at error level
+    /// otherwise). Without FLTS nothing walks first-stage tables, so the bit changes nothing else; the VMM keeps
+    /// the CPU's 1 GiB pages (and the guest's 1 GiB hugetlb pages) in second-stage-only configurations.
     pub fn cap(&self) -> u64 {
-        let fl1gp = if self.flts() && self.fl1g {
+        let fl1gp = if self.scalable && self.fl1g {
             regs::CAP_FL1GP
         } else {
             0
@@ -769,7 +774,9 @@ mod tests {
                     0
                 );
                 assert_eq!(ecap & (regs::ECAP_FLTS | regs::ECAP_SRS), 0);
-                assert_eq!(cap & (regs::CAP_FL1GP | regs::CAP_FL5LP), 0);
+                assert_eq!(cap & regs::CAP_FL5LP, 0);
+                // FL1GP with scalable mode, first stage or not (fl1g=on is the default).
+                assert_eq!(cap & regs::CAP_FL1GP != 0, sm, "FL1GP aw={aw} sm={sm}");
                 let sm_bits = regs::ECAP_SMTS | regs::ECAP_SLTS | regs::ECAP_PASID;
                 assert_eq!(ecap & sm_bits == sm_bits, sm);
                 assert_eq!((ecap >> 35) & 0x1f, if sm { 19 } else { 0 }, "PSS");
@@ -804,13 +811,14 @@ mod tests {
         for (s, want) in [
             ("vtd,aw=57", (true, true, true, true, true)),
             ("vtd,fl1g=off,aw=57", (true, true, true, false, true)),
-            ("vtd,aw=39", (false, false, false, false, false)),
+            ("vtd,aw=39", (false, false, false, true, false)),
             ("vtd,sm=off", (false, false, false, false, false)),
             ("vtd,nest=off", (true, false, false, true, true)),
-            ("vtd,fl=off", (false, false, false, false, false)),
+            ("vtd,fl=off", (false, false, false, true, false)),
             ("vtd,aw=57,fl5=off", (true, true, false, true, true)),
             ("vtd,fl5=on,aw=57", (true, true, true, true, true)),
-            ("vtd,fl=off,nest=off", (false, false, false, false, false)),
+            ("vtd,fl=off,nest=off", (false, false, false, true, false)),
+            ("vtd,fl=off,fl1g=off", (false, false, false, false, false)),
         ] {
             let c = parse(s).unwrap();
             assert_eq!(bits(&c), want, "{s}");
@@ -863,7 +871,7 @@ mod tests {
             odd.validate(),
             Err(VtdConfigError::Incompatible { .. })
         ));
-        assert_eq!(bits(&odd), (false, false, false, false, false));
+        assert_eq!(bits(&odd), (false, false, false, true, false));
         let n = odd.normalized();
         assert!(!n.first_stage && !n.nested && !n.fl5);
         assert_eq!(n.validate(), Ok(()));
