@@ -8,8 +8,9 @@ set -euo pipefail
 
 # The one list of Debian packages the project needs.
 PACKAGES=(
-    # kernel builds (guest kernel) and the static test binaries
-    build-essential bc bison flex libelf-dev libssl-dev
+    # kernel builds (guest kernel) and the static test binaries (uuid-dev: the static libuuid Linux 7.3's VFIO
+    # selftests link, images/build-vfio-selftests.sh)
+    build-essential bc bison flex libelf-dev libssl-dev uuid-dev
     # archives: initramfs (cpio + gzip), kernel tarball and modules (xz)
     cpio gzip xz-utils kmod
     # guest kernel sources (Debian's 6.12; images/build-kernel.sh; 7.3 is downloaded from trixie-backports)

@@ -45,6 +45,31 @@ fn an_unknown_kernel_version_is_one_error_line_and_builds_nothing() {
 }
 
 #[test]
+fn the_vfio_selftests_script_takes_no_version_and_builds_nothing_on_bad_input() {
+    let cache = scratch("vfio-selftests");
+    let out = bash("images/build-vfio-selftests.sh", &["6.12"], &cache);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        ["[images] error: vfio-selftests: no arguments expected (the selftests are Linux 7.3's)"]
+    );
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn build_all_builds_the_vfio_selftests_only_with_7_3() {
+    let script = std::fs::read_to_string(repo().join("images/build-all.sh")).unwrap();
+    let call = script
+        .lines()
+        .position(|l| l.contains("build-vfio-selftests.sh"))
+        .expect("build-all.sh calls build-vfio-selftests.sh");
+    let guard = script.lines().nth(call - 1).unwrap();
+    assert!(guard.contains("7.3") && guard.contains("all"), "{guard}");
+}
+
+#[test]
 fn fragment_lines_with_a_version_count_only_for_it() {
     let dir = scratch("fragment");
     let frag = dir.join("f");

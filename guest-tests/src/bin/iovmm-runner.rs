@@ -1,6 +1,6 @@
 //! `iovmm-runner`: runs iovmm guest test scenarios on the host.
 //!
-//! - `iovmm-runner list`
+//! - `iovmm-runner list [--names] [--kernel-version 6.12|7.3]`
 //! - `iovmm-runner run SCENARIO [--host-mode auto|native|tcg] [--images DIR] [--iovmm PATH] [--kernel PATH]
 //!   [--initrd PATH] [--junit PATH] [--log PATH] [--timeout SECS]`
 //! - `iovmm-runner peer SCENARIO [--peer qemu-kvm] [same options]`
@@ -16,7 +16,7 @@ use guest_tests::runner::kernels::KernelVersion;
 use guest_tests::runner::paths::Overrides;
 use guest_tests::runner::peer::{self, Peer, PeerOptions};
 use guest_tests::runner::run::{self, RunOptions};
-use guest_tests::runner::scenario::SCENARIOS;
+use guest_tests::runner::scenario::{self, SCENARIOS};
 
 #[derive(Parser)]
 #[command(name = "iovmm-runner", about = "Run iovmm guest test scenarios")]
@@ -69,11 +69,15 @@ impl Common {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// List the scenarios.
+    /// List the scenarios (with --kernel-version: only those that exist for that kernel).
     List {
         /// Print only the names, one per line (for scripts).
         #[arg(long)]
         names: bool,
+        /// Only the scenarios of this guest kernel version (some exist for one version only: the
+        /// `upstream-vfio-*` scenarios run Linux 7.3's own VFIO selftests).
+        #[arg(long, value_enum)]
+        kernel_version: Option<KernelVersion>,
     },
     /// Boot one scenario's guest and report its tests.
     Run {
@@ -120,14 +124,27 @@ fn code(c: i32) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::List { names } => {
-            for s in SCENARIOS {
+        Cmd::List {
+            names,
+            kernel_version,
+        } => {
+            let listed: Vec<&scenario::Scenario> = match kernel_version {
+                Some(v) => scenario::for_kernel(v).collect(),
+                None => SCENARIOS.iter().collect(),
+            };
+            for s in listed {
                 if names {
                     println!("{}", s.name);
                     continue;
                 }
+                let kernels = if s.kernel_versions == scenario::ALL_KERNELS {
+                    String::new()
+                } else {
+                    let v: Vec<&str> = s.kernel_versions.iter().map(|v| v.as_str()).collect();
+                    format!(", Linux {} only", v.join(", "))
+                };
                 println!(
-                    "{:<8} {} vCPUs, {} MiB{}: {}\n         tests: {}",
+                    "{:<8} {} vCPUs, {} MiB{}{kernels}: {}\n         tests: {}",
                     s.name,
                     s.cpus,
                     s.memory_mib,

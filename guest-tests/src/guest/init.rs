@@ -23,6 +23,7 @@ pub fn run_numbered(
         let mut r = Report::new();
         r.fail_all(setup_errors.iter().map(|e| format!("setup: {e}")));
         r.diagnostics.append(&mut report.diagnostics);
+        r.subtests = std::mem::take(&mut report.subtests);
         report = r;
     }
     (ktap::result_lines(number, name, &report), report.passed())

@@ -29,6 +29,7 @@ pub mod smmuv3_monitor;
 pub mod sys;
 pub mod tce;
 pub mod testdev;
+pub mod upstream_vfio;
 pub mod vfio;
 pub mod vfio_cdev;
 pub mod vfio_type1;

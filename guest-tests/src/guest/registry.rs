@@ -10,7 +10,8 @@ use super::vtd::{
     cdev, copy, cycles, default_domain, dmar_up, fault, hw_info, ir, ranges, translate, two_ioas,
 };
 use super::{
-    acpi, cpus, dmatest, ioat, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, vfio_type1, vmm_end,
+    acpi, cpus, dmatest, ioat, kernel_dma, kmsg, memmap, msi, pci, smmuv3, tce, upstream_vfio,
+    vfio_type1, vmm_end,
 };
 
 /// One guest test.
@@ -328,6 +329,45 @@ pub const TESTS: &[TestCase] = &[
         name: "tce-eeh-invalid",
         summary: "TCE bring-up driver over /dev/mem (hardware view): suite case eeh-invalid",
         run: tce::eeh_invalid,
+    },
+    TestCase {
+        name: "vfio_dma_mapping_test",
+        summary: "Linux 7.3's VFIO selftest on the test device: map/unmap of anonymous, 2 MiB and 1 GiB hugetlb \
+                  memory and the IOVA-space limits, in every IOMMU mode (each upstream case a subtest)",
+        run: upstream_vfio::dma_mapping,
+    },
+    TestCase {
+        name: "vfio_dma_mapping_mmio_test",
+        summary: "Linux 7.3's VFIO selftest on the test device: IOMMU mappings of its mmapped BAR (full, partial, \
+                  misaligned) in every IOMMU mode",
+        run: upstream_vfio::dma_mapping_mmio,
+    },
+    TestCase {
+        name: "vfio_iommufd_setup_test",
+        summary: "Linux 7.3's VFIO selftest on the test device: cdev bind/attach/detach to iommufd and its errors",
+        run: upstream_vfio::iommufd_setup,
+    },
+    TestCase {
+        name: "vfio_pci_device_test",
+        summary: "Linux 7.3's VFIO selftest on the test device: config space, BARs, MSI/MSI-X triggers, reset",
+        run: upstream_vfio::pci_device,
+    },
+    TestCase {
+        name: "vfio_pci_device_init_perf_test",
+        summary: "Linux 7.3's VFIO selftest on the test device: device init timing in every IOMMU mode",
+        run: upstream_vfio::pci_device_init_perf,
+    },
+    TestCase {
+        name: "vfio_pci_sriov_uapi_test",
+        summary: "Linux 7.3's VFIO selftest on the test device: VF token uAPI of a VF it creates (skips without \
+                  SR-IOV)",
+        run: upstream_vfio::pci_sriov_uapi,
+    },
+    TestCase {
+        name: "vfio_pci_driver_test",
+        summary: "Linux 7.3's VFIO selftest on the I/OAT engine through the selftests' ioat driver: memcpy, \
+                  unmapped IOVAs, MSI, memcpy storm, in every IOMMU mode",
+        run: upstream_vfio::pci_driver,
     },
     TestCase {
         name: "msi",

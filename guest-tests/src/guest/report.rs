@@ -1,4 +1,5 @@
-//! The outcome of one guest test: pass, fail or skip, plus diagnostics.
+//! The outcome of one guest test: pass, fail or skip, plus diagnostics, and for a test that runs a suite of its
+//! own (Linux's VFIO selftests) the suite's cases as subtests.
 
 /// What one test found. A test starts passing and fails as soon as it records a failure.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -9,6 +10,27 @@ pub struct Report {
     pub failed: bool,
     /// The test did not run, for this reason.
     pub skip: Option<String>,
+    /// Cases of a suite the test ran (printed as a nested KTAP block before the test's own result). The test
+    /// decides its own outcome from them: a failed subtest must also fail the test.
+    pub subtests: Vec<Subtest>,
+}
+
+/// One case of a suite a guest test ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subtest {
+    pub name: String,
+    pub outcome: SubtestOutcome,
+    /// Printed as `# ...` before the subtest's result line.
+    pub diagnostics: Vec<String>,
+}
+
+/// How one subtest ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubtestOutcome {
+    Pass,
+    Fail,
+    /// Skipped, for this reason.
+    Skip(String),
 }
 
 impl Report {
@@ -49,6 +71,17 @@ impl Report {
     pub fn passed(&self) -> bool {
         !self.failed
     }
+
+    /// Counts of the subtests: (passed, failed, skipped).
+    pub fn subtest_counts(&self) -> (usize, usize, usize) {
+        let count =
+            |f: fn(&SubtestOutcome) -> bool| self.subtests.iter().filter(|s| f(&s.outcome)).count();
+        (
+            count(|o| *o == SubtestOutcome::Pass),
+            count(|o| *o == SubtestOutcome::Fail),
+            count(|o| matches!(o, SubtestOutcome::Skip(_))),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -64,6 +97,26 @@ mod tests {
         r.fail("broken");
         assert!(!r.passed());
         assert_eq!(r.diagnostics, vec!["info", "broken"]);
+    }
+
+    #[test]
+    fn subtest_counts() {
+        let mut r = Report::new();
+        for (name, outcome) in [
+            ("a", SubtestOutcome::Pass),
+            ("b", SubtestOutcome::Skip("why".into())),
+            ("c", SubtestOutcome::Fail),
+            ("d", SubtestOutcome::Skip("why".into())),
+        ] {
+            r.subtests.push(Subtest {
+                name: name.into(),
+                outcome,
+                diagnostics: vec![],
+            });
+        }
+        assert_eq!(r.subtest_counts(), (1, 1, 2));
+        // Subtests alone do not fail the test: the test decides.
+        assert!(r.passed());
     }
 
     #[test]

@@ -293,9 +293,13 @@ pub fn bench(o: &BenchOptions) -> i32 {
         eprintln!("iovmm-runner: error: unknown scenario {:?}", o.scenario);
         return 2;
     };
+    if let Some(why) = sc.refusal(o.paths.kernel_version) {
+        eprintln!("iovmm-runner: error: {why}");
+        return 2;
+    }
     let (mode, mode_line) = hostmode::resolve(o.host_mode, &HostProbe::read());
     println!("{mode_line}");
-    let setup = Setup::resolve(&o.paths, sc.kernel);
+    let setup = Setup::resolve(&o.paths, sc);
     let timeout = o
         .timeout_secs
         .map(Duration::from_secs)

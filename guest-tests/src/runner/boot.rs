@@ -57,14 +57,14 @@ pub struct Prepared {
 /// Runs `iovmm describe` and writes the guest initrd with `/expect.json` into the work directory.
 pub fn prepare(setup: &Setup, sc: &Scenario) -> Result<Prepared, String> {
     let mut inputs = vec![setup.iovmm.as_path(), &setup.kernel, &setup.initrd];
-    inputs.extend(setup.initrd_extra.as_deref());
+    inputs.extend(setup.initrd_extra.iter().map(|p| p.as_path()));
     setup.check(&inputs)?;
     let (json, description) = expect::describe(&setup.iovmm, &sc.machine_args())?;
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     };
     let mut base = read(&setup.initrd)?;
-    if let Some(extra) = &setup.initrd_extra {
+    for extra in &setup.initrd_extra {
         base = super::cpio::concat_archives(&base, &read(extra)?);
     }
     std::fs::create_dir_all(&setup.work)
@@ -153,7 +153,14 @@ pub fn boot(
                 .work
                 .join(format!("{}-testhost-initrd.img", p.scenario.name));
             tcg::write_testhost_initrd(&setup.testhost_initrd, &archive, &initrd)?;
-            tcg::run(&setup.qemu, &setup.testhost_kernel, &initrd, timeout, sink)
+            tcg::run(
+                &setup.qemu,
+                &setup.testhost_kernel,
+                &initrd,
+                tcg::testhost_memory_mib(p.scenario.memory_mib),
+                timeout,
+                sink,
+            )
         }
     }
 }

@@ -159,6 +159,41 @@ mod tests {
     }
 
     #[test]
+    fn subtest_cases_carry_their_test_in_the_classname() {
+        let s = Suite {
+            name: "upstream-vfio-legacy".into(),
+            time_secs: 2.0,
+            cases: vec![
+                Case {
+                    name:
+                        "vfio_dma_mapping_test.vfio_type1_iommu_anonymous_hugetlb_1gb.dma_map_unmap"
+                            .into(),
+                    classname: "iovmm.upstream-vfio-legacy.vfio_dma_mapping_test".into(),
+                    outcome: CaseOutcome::Skip {
+                        message: "mmap() failed: Cannot allocate memory (12)".into(),
+                    },
+                },
+                Case {
+                    name: "vfio_dma_mapping_test.iommufd_anonymous.dma_map_unmap".into(),
+                    classname: "iovmm.upstream-vfio-legacy.vfio_dma_mapping_test".into(),
+                    outcome: CaseOutcome::Pass,
+                },
+            ],
+            system_out: None,
+        };
+        let x = render(&[s]);
+        assert!(
+            x.contains("tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"1\""),
+            "{x}"
+        );
+        assert!(x.contains(
+            "<testcase name=\"vfio_dma_mapping_test.iommufd_anonymous.dma_map_unmap\" \
+             classname=\"iovmm.upstream-vfio-legacy.vfio_dma_mapping_test\" time=\"0\"/>"
+        ));
+        assert!(x.contains("<skipped message=\"mmap() failed: Cannot allocate memory (12)\"/>"));
+    }
+
+    #[test]
     fn escaping() {
         assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
         assert_eq!(escape("x\u{1}\u{1b}y\nz"), "xy\nz");

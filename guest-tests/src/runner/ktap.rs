@@ -1,9 +1,11 @@
 //! A KTAP v1 parser for console output that also carries kernel, test-host and VMM lines.
 //!
-//! Everything before `KTAP version 1` is ignored. After it, only top-level lines count: the plan `1..N`,
-//! `# diagnostic` lines (attached to the next result), `ok N name [# SKIP reason]` and `not ok N name`.
-//! Indented lines (nested subtests) and lines of any other shape (interleaved noise) are ignored. Carriage
-//! returns and ANSI escape sequences are removed first.
+//! Everything before `KTAP version 1` is ignored. After it, top-level lines count: the plan `1..N`,
+//! `# diagnostic` lines (attached to the next result), `ok N name [# SKIP reason]` and `not ok N name`. Indented
+//! lines form the nested KTAP block of the next top-level result (its subtests, parsed the same way after the
+//! block's own indentation is removed; its `KTAP version 1` and `# Subtest: name` header lines are not
+//! diagnostics). Lines of any other shape (interleaved noise) are ignored. Carriage returns and ANSI escape
+//! sequences are removed first.
 
 /// The result of one test.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,13 +15,17 @@ pub enum Status {
     Skip(String),
 }
 
-/// One top-level result line with the diagnostics printed before it.
+/// One result line with the diagnostics printed before it, and the subtests of its nested block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestResult {
     pub number: u32,
     pub name: String,
     pub status: Status,
     pub diagnostics: Vec<String>,
+    /// The results of the nested block printed before this result (empty when there was none).
+    pub subtests: Vec<TestResult>,
+    /// The nested block's plan `1..N`.
+    pub subtest_plan: Option<u32>,
 }
 
 /// What the parser found.
@@ -110,10 +116,34 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let mut k = Ktap::default();
+    parse_document(lines.into_iter().map(|l| normalize(l.as_ref())), false)
+}
+
+/// The number of leading blanks (spaces, tabs) of `line`.
+fn indentation(line: &str) -> usize {
+    line.len() - line.trim_start_matches([' ', '\t']).len()
+}
+
+/// The subtests of a nested block: its lines without the first line's indentation.
+fn parse_nested(block: &[String]) -> Ktap {
+    let indent = block.first().map_or(0, |l| indentation(l));
+    let dedented = block.iter().map(|l| {
+        let strip = indentation(l).min(indent);
+        l[strip..].to_string()
+    });
+    parse_document(dedented, true)
+}
+
+/// Parses normalised lines. A nested document starts at once (its header is optional and `# Subtest:` names it);
+/// a top-level one after its `KTAP version 1` header.
+fn parse_document<I: Iterator<Item = String>>(lines: I, nested: bool) -> Ktap {
+    let mut k = Ktap {
+        found: nested,
+        ..Ktap::default()
+    };
     let mut pending: Vec<String> = Vec::new();
-    for raw in lines {
-        let line = normalize(raw.as_ref());
+    let mut block: Vec<String> = Vec::new();
+    for line in lines {
         if !k.found {
             if line.ends_with("KTAP version 1") {
                 k.found = true;
@@ -121,15 +151,26 @@ where
             continue;
         }
         if line.starts_with(' ') || line.starts_with('\t') {
-            continue; // nested subtest output
+            block.push(line); // the next result's nested block
+            continue;
         }
         if line == "KTAP version 1" {
+            if nested && k.results.is_empty() && k.plan.is_none() {
+                continue; // the nested block's own header
+            }
             k.restarted = true;
             break;
         }
+        if nested && line.starts_with("# Subtest:") {
+            continue;
+        }
         if let Some(n) = line.strip_prefix("1..") {
             if k.plan.is_none() {
-                if let Ok(n) = n.trim().parse::<u32>() {
+                if let Some(n) = n
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
                     k.plan = Some(n);
                 }
             }
@@ -163,11 +204,18 @@ where
             (false, None) => Status::Fail,
         };
         let number = number.unwrap_or(k.results.len() as u32 + 1);
+        let sub = if block.is_empty() {
+            Ktap::default()
+        } else {
+            parse_nested(&std::mem::take(&mut block))
+        };
         k.results.push(TestResult {
             number,
             name,
             status,
             diagnostics: std::mem::take(&mut pending),
+            subtests: sub.results,
+            subtest_plan: sub.plan,
         });
     }
     k.trailing_diagnostics = pending;
@@ -230,20 +278,72 @@ mod tests {
     }
 
     #[test]
-    fn nested_subtests_are_ignored() {
+    fn nested_subtests_belong_to_the_next_result() {
+        let k = parse([
+            "KTAP version 1",
+            "1..2",
+            "    KTAP version 1",
+            "    # Subtest: inner",
+            "    1..3",
+            "    # mmap() failed",
+            "    ok 1 inner.a # SKIP mmap() failed: Cannot allocate memory (12)",
+            "[   12.5] vfio-pci 0000:00:03.0: noise between nested lines",
+            "    # assertion failed",
+            "    not ok 2 inner.b",
+            "    ok 3 inner.c",
+            "# 1 of 3 cases failed",
+            "not ok 1 inner",
+            "ok 2 plain",
+        ]);
+        assert_eq!(k.results.len(), 2);
+        let outer = &k.results[0];
+        assert_eq!(
+            (outer.name.as_str(), &outer.status),
+            ("inner", &Status::Fail)
+        );
+        assert_eq!(outer.diagnostics, vec!["1 of 3 cases failed"]);
+        assert_eq!(outer.subtest_plan, Some(3));
+        let subs: Vec<(&str, &Status, &[String])> = outer
+            .subtests
+            .iter()
+            .map(|r| (r.name.as_str(), &r.status, r.diagnostics.as_slice()))
+            .collect();
+        assert_eq!(
+            subs,
+            vec![
+                (
+                    "inner.a",
+                    &Status::Skip("mmap() failed: Cannot allocate memory (12)".into()),
+                    &["mmap() failed".to_string()][..]
+                ),
+                (
+                    "inner.b",
+                    &Status::Fail,
+                    &["assertion failed".to_string()][..]
+                ),
+                ("inner.c", &Status::Pass, &[][..]),
+            ]
+        );
+        // The nested block's header is neither a diagnostic nor a restart.
+        assert!(!k.restarted);
+        assert!(k.results[1].subtests.is_empty());
+        assert_eq!(k.results[1].subtest_plan, None);
+    }
+
+    #[test]
+    fn deeper_nesting_and_tabs() {
         let k = parse([
             "KTAP version 1",
             "1..1",
-            "    KTAP version 1",
-            "    # Subtest: inner",
-            "    1..2",
-            "    ok 1 a",
-            "    not ok 2 b",
-            "ok 1 outer",
+            "\t1..1",
+            "\t\t1..1",
+            "\t\tok 1 leaf",
+            "\tok 1 middle",
+            "ok 1 top",
         ]);
-        assert_eq!(k.results.len(), 1);
-        assert_eq!(k.results[0].name, "outer");
-        assert!(k.results[0].diagnostics.is_empty());
+        let top = &k.results[0];
+        assert_eq!(top.subtests[0].name, "middle");
+        assert_eq!(top.subtests[0].subtests[0].name, "leaf");
     }
 
     #[test]

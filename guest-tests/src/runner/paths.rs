@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::kernels::{GuestKernel, KernelVersion};
+use super::kernels::KernelVersion;
+use super::scenario::Scenario;
 
 /// Image file names in the images directory (built by the scripts in images/; the guest kernels' names are
 /// [`GuestKernel::files`]).
@@ -33,12 +34,15 @@ pub struct Setup {
     pub iovmm: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
-    /// Appended to `initrd` (a distribution kernel's modules).
-    pub initrd_extra: Option<PathBuf>,
+    /// Appended to `initrd` in this order: the guest kernel's own fragment (a distribution kernel's modules),
+    /// then the scenario's (e.g. Linux 7.3's VFIO selftests).
+    pub initrd_extra: Vec<PathBuf>,
     /// The guest kernel version the run asked for.
     pub kernel_version: KernelVersion,
     /// How to build the guest kernel files if they are missing.
     pub kernel_hint: String,
+    /// How to build each of the scenario's own initramfs fragments: (file, command).
+    pub extra_hints: Vec<(PathBuf, String)>,
     pub testhost_kernel: PathBuf,
     pub testhost_initrd: PathBuf,
     pub qemu: PathBuf,
@@ -59,14 +63,22 @@ pub struct Overrides {
 }
 
 impl Setup {
-    /// Resolves every input for a scenario whose kernel is `kind`.
-    pub fn resolve(o: &Overrides, kind: GuestKernel) -> Self {
+    /// Resolves every input for scenario `sc` (its kernel kind and its initramfs fragments).
+    pub fn resolve(o: &Overrides, sc: &Scenario) -> Self {
         let root = repo_root();
         let images = o
             .images
             .clone()
             .unwrap_or_else(|| root.join("build/images"));
+        let kind = sc.kernel;
         let files = kind.files(&images, o.kernel_version);
+        let extra_hints: Vec<(PathBuf, String)> = sc
+            .initrd_extra
+            .iter()
+            .map(|f| (images.join(f.file), f.build.to_string()))
+            .collect();
+        let mut initrd_extra: Vec<PathBuf> = files.initrd_extra.into_iter().collect();
+        initrd_extra.extend(extra_hints.iter().map(|(p, _)| p.clone()));
         Self {
             iovmm: o.iovmm.clone().unwrap_or_else(|| root.join(IOVMM_REL)),
             kernel: o.kernel.clone().unwrap_or(files.kernel),
@@ -74,9 +86,10 @@ impl Setup {
                 .initrd
                 .clone()
                 .unwrap_or_else(|| images.join(GUEST_INITRAMFS)),
-            initrd_extra: files.initrd_extra,
+            initrd_extra,
             kernel_version: o.kernel_version,
             kernel_hint: kind.build_hint(o.kernel_version),
+            extra_hints,
             testhost_kernel: images.join(TESTHOST_KERNEL),
             testhost_initrd: images.join(TESTHOST_INITRAMFS),
             qemu: o
@@ -96,16 +109,27 @@ impl Setup {
             .map(|p| p.display().to_string())
             .collect();
         if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "missing {} (build the images with the scripts in images/: the guest kernel with `{}`; the VMM \
-                 with `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p vmm \
-                 --target x86_64-unknown-linux-gnu`)",
-                missing.join(", "),
-                self.kernel_hint
-            ))
+            return Ok(());
         }
+        let extras: String = self
+            .extra_hints
+            .iter()
+            .filter(|(p, _)| files.contains(&p.as_path()) && !p.is_file())
+            .map(|(p, cmd)| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
+                format!("; {name} with `{cmd}`")
+            })
+            .collect();
+        Err(format!(
+            "missing {} (build the images with the scripts in images/: the guest kernel with `{}`{extras}; the \
+             VMM with `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p vmm \
+             --target x86_64-unknown-linux-gnu`)",
+            missing.join(", "),
+            self.kernel_hint
+        ))
     }
 }
 
@@ -141,29 +165,35 @@ mod tests {
         assert!(r.join("guest-tests").is_dir(), "{}", r.display());
     }
 
+    fn scenario(name: &str) -> &'static Scenario {
+        crate::runner::scenario::find(name).unwrap()
+    }
+
     #[test]
     fn defaults_under_root() {
-        let s = Setup::resolve(&Overrides::default(), GuestKernel::Built);
+        let s = Setup::resolve(&Overrides::default(), scenario("boot"));
         assert!(s.kernel.ends_with("build/images/bzImage-6.12"));
-        assert_eq!(s.initrd_extra, None);
+        assert!(s.initrd_extra.is_empty());
         let seven = Overrides {
             kernel_version: KernelVersion::V7_3,
             ..Default::default()
         };
-        let s = Setup::resolve(&seven, GuestKernel::Distro);
+        let s = Setup::resolve(&seven, scenario("distro-legacy"));
         assert!(s.kernel.ends_with("build/images/distro-7.3/vmlinuz"));
-        assert!(s
-            .initrd_extra
-            .as_ref()
-            .unwrap()
-            .ends_with("build/images/distro-7.3/modules.cpio.gz"));
+        assert_eq!(s.initrd_extra.len(), 1);
+        assert!(s.initrd_extra[0].ends_with("build/images/distro-7.3/modules.cpio.gz"));
         assert!(s.iovmm.ends_with(IOVMM_REL));
+        // A scenario's own fragments come after the kernel's.
+        let s = Setup::resolve(&seven, scenario("upstream-vfio-legacy"));
+        assert!(s.kernel.ends_with("build/images/bzImage-7.3"));
+        assert_eq!(s.initrd_extra.len(), 1);
+        assert!(s.initrd_extra[0].ends_with("build/images/vfio-selftests.cpio.gz"));
         let o = Overrides {
             images: Some("/img".into()),
             kernel: Some("/k".into()),
             ..Default::default()
         };
-        let s = Setup::resolve(&o, GuestKernel::Built);
+        let s = Setup::resolve(&o, scenario("boot"));
         assert_eq!(s.kernel, PathBuf::from("/k"));
         assert_eq!(s.initrd, PathBuf::from("/img/guest-initramfs.cpio.gz"));
         assert_eq!(s.testhost_kernel, PathBuf::from("/img/testhost-vmlinuz"));
@@ -171,12 +201,31 @@ mod tests {
 
     #[test]
     fn check_lists_missing_files() {
-        let s = Setup::resolve(&Overrides::default(), GuestKernel::Distro);
+        let s = Setup::resolve(&Overrides::default(), scenario("distro-legacy"));
         let err = s
             .check(&[Path::new("/nonexistent/a"), Path::new("/nonexistent/b")])
             .unwrap_err();
         assert!(err.contains("/nonexistent/a, /nonexistent/b"), "{err}");
         assert!(err.contains("images/build-distro.sh 6.12"), "{err}");
+        assert!(!err.contains("build-vfio-selftests"), "{err}");
+        // A missing scenario fragment names its build script.
+        let o = Overrides {
+            images: Some("/nonexistent-images".into()),
+            kernel_version: KernelVersion::V7_3,
+            ..Default::default()
+        };
+        let s = Setup::resolve(&o, scenario("upstream-vfio-nested"));
+        let extra = s.initrd_extra[0].clone();
+        let err = s.check(&[&s.kernel, &extra]).unwrap_err();
+        assert!(
+            err.contains("/nonexistent-images/vfio-selftests.cpio.gz"),
+            "{err}"
+        );
+        assert!(err.contains("images/build-kernel.sh 7.3"), "{err}");
+        assert!(
+            err.contains("vfio-selftests.cpio.gz with `images/build-vfio-selftests.sh`"),
+            "{err}"
+        );
     }
 
     /// A minimal ELF64 header with one program header of type `p_type`.

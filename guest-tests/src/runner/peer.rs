@@ -251,7 +251,11 @@ fn boot(
                 .join(format!("{}-peer-testhost-initrd.img", sc.name));
             tcg::write_testhost_initrd(&setup.testhost_initrd, &archive, &initrd)?;
             let mut cmd = Command::new(&setup.qemu);
-            cmd.args(tcg::qemu_args(&setup.testhost_kernel, &initrd));
+            cmd.args(tcg::qemu_args(
+                &setup.testhost_kernel,
+                &initrd,
+                tcg::testhost_memory_mib(sc.memory_mib),
+            ));
             exec::run(cmd, timeout, sink)
         }
     }
@@ -263,9 +267,13 @@ pub fn peer(o: &PeerOptions) -> i32 {
         eprintln!("iovmm-runner: error: unknown scenario {:?}", o.scenario);
         return 2;
     };
+    if let Some(why) = sc.refusal(o.paths.kernel_version) {
+        eprintln!("iovmm-runner: error: {why}");
+        return 2;
+    }
     let (mode, mode_line) = hostmode::resolve(o.host_mode, &HostProbe::read());
     println!("{mode_line}");
-    let setup = Setup::resolve(&o.paths, sc.kernel);
+    let setup = Setup::resolve(&o.paths, sc);
     let timeout = o
         .timeout_secs
         .map(Duration::from_secs)

@@ -63,6 +63,19 @@ pub fn facts_from(sc: &Scenario, boot: &Result<BootRun, String>, timeout: Durati
     f
 }
 
+/// A case's name as the runner prints it: a subtest (classname `iovmm.SCENARIO.TEST`) as `TEST: NAME`.
+pub fn display_name(scenario: &str, c: &junit::Case) -> String {
+    let top = format!("iovmm.{scenario}");
+    match c
+        .classname
+        .strip_prefix(&top)
+        .and_then(|r| r.strip_prefix('.'))
+    {
+        Some(parent) => format!("{parent}: {}", c.name),
+        None => c.name.clone(),
+    }
+}
+
 /// Boots of a scenario when the TCG test host itself crashes (see [`testhost_crashed`]).
 const TESTHOST_ATTEMPTS: u32 = 2;
 
@@ -93,9 +106,13 @@ pub fn run(opts: &RunOptions) -> i32 {
         );
         return 2;
     };
+    if let Some(why) = sc.refusal(opts.paths.kernel_version) {
+        eprintln!("iovmm-runner: error: {why}");
+        return 2;
+    }
     let (mode, mode_line) = hostmode::resolve(opts.host_mode, &HostProbe::read());
     println!("{mode_line}");
-    let setup = Setup::resolve(&opts.paths, sc.kernel);
+    let setup = Setup::resolve(&opts.paths, sc);
     let timeout = opts
         .timeout_secs
         .map(Duration::from_secs)
@@ -177,7 +194,7 @@ pub fn run(opts: &RunOptions) -> i32 {
             junit::CaseOutcome::Skip { message } => format!("SKIP ({message})"),
             junit::CaseOutcome::Fail { message, .. } => format!("FAIL ({message})"),
         };
-        say(&mut log, &format!("{:<12} {tag}", c.name));
+        say(&mut log, &format!("{:<12} {tag}", display_name(sc.name, c)));
     }
     if let Some(path) = &opts.junit {
         let suite = v.suite(
@@ -263,6 +280,45 @@ mod tests {
             timeout_secs: None,
         };
         assert_eq!(run(&o), 2);
+    }
+
+    #[test]
+    fn subtest_cases_are_printed_under_their_test() {
+        let case = |classname: &str| junit::Case {
+            name: "vfio_pci_device_test.reset".into(),
+            classname: classname.into(),
+            outcome: junit::CaseOutcome::Pass,
+        };
+        assert_eq!(
+            display_name("s", &case("iovmm.s.vfio_pci_device_test")),
+            "vfio_pci_device_test: vfio_pci_device_test.reset"
+        );
+        assert_eq!(
+            display_name("s", &case("iovmm.s")),
+            "vfio_pci_device_test.reset"
+        );
+    }
+
+    #[test]
+    fn a_scenario_of_another_kernel_is_refused() {
+        let o = RunOptions {
+            scenario: "upstream-vfio-legacy".into(),
+            host_mode: HostModeChoice::Tcg,
+            paths: Overrides::default(), // 6.12
+            junit: None,
+            log: None,
+            timeout_secs: None,
+        };
+        assert_eq!(run(&o), 2);
+        let why = scenario::find("upstream-vfio-legacy")
+            .unwrap()
+            .refusal(crate::runner::kernels::KernelVersion::V6_12)
+            .unwrap();
+        assert_eq!(
+            why,
+            "scenario upstream-vfio-legacy runs only on Linux 7.3 (its tests are that kernel's), not on 6.12; \
+             use --kernel-version 7.3"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The scenario table: a scenario is a name, the VMM's machine options, guest command line extras and the
 //! guest tests to run (in order). Adding a scenario is one entry in [`SCENARIOS`].
 
-use super::kernels::GuestKernel;
+use super::kernels::{GuestKernel, KernelVersion};
 
 /// Kernel command line every scenario starts from.
 pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
@@ -23,7 +23,30 @@ pub struct Scenario {
     pub end: Option<VmmEnd>,
     /// Our kernel build or the distribution's binary kernel (of the version the run asks for).
     pub kernel: GuestKernel,
+    /// The kernel versions the scenario exists for (`iovmm-runner run` refuses any other; `list --names
+    /// --kernel-version V` lists only the scenarios of V).
+    pub kernel_versions: &'static [KernelVersion],
+    /// Initramfs fragments from the images directory appended to the guest initramfs (after the kernel's own).
+    pub initrd_extra: &'static [ImageFragment],
 }
+
+/// An initramfs fragment a scenario's guest needs, built by a script in images/.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageFragment {
+    /// File name in the images directory.
+    pub file: &'static str,
+    /// How to build it.
+    pub build: &'static str,
+}
+
+/// Linux 7.3's own VFIO selftests, built statically from Debian's linux-source-7.3: `/opt/vfio-selftests/*`.
+pub const VFIO_SELFTESTS: ImageFragment = ImageFragment {
+    file: "vfio-selftests.cpio.gz",
+    build: "images/build-vfio-selftests.sh",
+};
+
+/// Every kernel version: most scenarios test iovmm, whatever kernel drives it.
+pub const ALL_KERNELS: &[KernelVersion] = &KernelVersion::ALL;
 
 /// How a scenario's VMM run must end when the guest ends it the hard way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,6 +248,8 @@ const fn distro(
         tests: DISTRO_TESTS,
         end: None,
         kernel: GuestKernel::Distro,
+        kernel_versions: ALL_KERNELS,
+        initrd_extra: &[],
     }
 }
 
@@ -246,6 +271,69 @@ const fn vtd(
         tests,
         end: None,
         kernel: GuestKernel::Built,
+        kernel_versions: ALL_KERNELS,
+        initrd_extra: &[],
+    }
+}
+
+/// Guest tests of the `upstream-vfio-*` scenarios: Linux 7.3's own VFIO selftests, one guest test per binary
+/// (`guest::upstream_vfio`), each case of a binary reported as a subtest. The device tests run on the DMA test
+/// device, `vfio_pci_driver_test` on the I/OAT engine (the selftests' ioat driver matches 8086:2021); the SR-IOV
+/// test, which creates and removes a VF, last of the test device's.
+pub const UPSTREAM_VFIO_TESTS: &[&str] = &[
+    "vfio_dma_mapping_test",
+    "vfio_dma_mapping_mmio_test",
+    "vfio_iommufd_setup_test",
+    "vfio_pci_device_test",
+    "vfio_pci_device_init_perf_test",
+    "vfio_pci_sriov_uapi_test",
+    "vfio_pci_driver_test",
+];
+
+/// Guest memory of the `upstream-vfio-*` scenarios: vfio_pci_driver_test maps a 1 GiB buffer per case, and
+/// vfio_dma_mapping_test's hugetlb variants need a 1 GiB page reserved at boot.
+pub const UPSTREAM_VFIO_MEMORY_MIB: u32 = 4096;
+
+/// What the selftests need on the guest command line besides the IOMMU: huge pages for
+/// vfio_dma_mapping_test's `anonymous_hugetlb_1gb` / `_2mb` variants (one page at a time: each case unmaps its
+/// page before the next), and vfio-pci's SR-IOV support for vfio_pci_sriov_uapi_test. Interrupt remapping is
+/// on in every `upstream-vfio-*` configuration, so VFIO binds without `allow_unsafe_interrupts`.
+macro_rules! upstream_vfio_cmdline {
+    ($mode:literal) => {
+        &[
+            $mode,
+            "hugepagesz=1G",
+            "hugepages=1",
+            "hugepagesz=2M",
+            "hugepages=16",
+            "vfio_pci.enable_sriov=1",
+        ]
+    };
+}
+/// Legacy mode (`sm=off`).
+pub const UPSTREAM_VFIO_LEGACY_CMDLINE: &[&str] = upstream_vfio_cmdline!("intel_iommu=on,sm_off");
+/// Scalable mode.
+pub const UPSTREAM_VFIO_SCALABLE_CMDLINE: &[&str] = upstream_vfio_cmdline!("intel_iommu=on,sm_on");
+
+/// One `upstream-vfio-*` scenario: Linux 7.3's VFIO selftests on our 7.3 kernel, 2 vCPUs, 4 GiB.
+const fn upstream_vfio(
+    name: &'static str,
+    summary: &'static str,
+    vmm_args: &'static [&'static str],
+    cmdline_extra: &'static [&'static str],
+) -> Scenario {
+    Scenario {
+        name,
+        summary,
+        cpus: 2,
+        memory_mib: UPSTREAM_VFIO_MEMORY_MIB,
+        vmm_args,
+        cmdline_extra,
+        tests: UPSTREAM_VFIO_TESTS,
+        end: None,
+        kernel: GuestKernel::Built,
+        kernel_versions: &[KernelVersion::V7_3],
+        initrd_extra: &[VFIO_SELFTESTS],
     }
 }
 
@@ -269,6 +357,8 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         end: None,
         kernel: GuestKernel::Built,
+        kernel_versions: ALL_KERNELS,
+        initrd_extra: &[],
     },
     Scenario {
         name: "guest-panic",
@@ -280,6 +370,8 @@ pub const SCENARIOS: &[Scenario] = &[
         tests: &["cpus", "panic"],
         end: Some(VmmEnd { status: 125, message: "iovmm: guest kernel panicked", vmm_timeout_secs: None }),
         kernel: GuestKernel::Built,
+        kernel_versions: ALL_KERNELS,
+        initrd_extra: &[],
     },
     Scenario {
         name: "guest-hang",
@@ -291,6 +383,8 @@ pub const SCENARIOS: &[Scenario] = &[
         tests: &["cpus", "hang"],
         end: Some(VmmEnd { status: 124, message: "iovmm: timeout", vmm_timeout_secs: Some(20) }),
         kernel: GuestKernel::Built,
+        kernel_versions: ALL_KERNELS,
+        initrd_extra: &[],
     },
     vtd(
         "vtd-legacy",
@@ -470,6 +564,69 @@ pub const SCENARIOS: &[Scenario] = &[
         &["--iommu", VTD_FIRST_STAGE_OPTIONS],
         &["intel_iommu=on,sm_on"],
     ),
+    upstream_vfio(
+        "upstream-vfio-legacy",
+        "Linux 7.3's own VFIO selftests (every IOMMU mode: type1, type1v2, iommufd compat, iommufd) on VT-d \
+         legacy mode: DMA mapping, MMIO mapping, cdev setup, device, init perf, SR-IOV uAPI; the I/OAT driver test",
+        &["--iommu", "vtd,aw=48,sm=off"],
+        UPSTREAM_VFIO_LEGACY_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-legacy-nocache",
+        "upstream-vfio-legacy with the model's translation caches off",
+        &["--iommu", "vtd,aw=48,sm=off,caching=off"],
+        UPSTREAM_VFIO_LEGACY_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-scalable",
+        "Linux 7.3's own VFIO selftests on VT-d scalable mode, second-stage tables only",
+        &["--iommu", VTD_SCALABLE_OPTIONS],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-scalable-nocache",
+        "upstream-vfio-scalable with the model's translation caches off",
+        &["--iommu", "vtd,aw=48,sm=on,fl=off,nest=off,caching=off"],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-first-stage",
+        "Linux 7.3's own VFIO selftests on VT-d scalable mode with first- and second-stage tables, no nesting, \
+         interrupt remapping (7.3's iommufd domains are first-stage)",
+        &["--iommu", VTD_FIRST_STAGE_OPTIONS],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-first-stage-nocache",
+        "upstream-vfio-first-stage with the model's translation caches off",
+        &["--iommu", "vtd,aw=48,sm=on,fl=on,nest=off,ir=on,eim=on,caching=off"],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-nested",
+        "Linux 7.3's own VFIO selftests on VT-d with nesting and interrupt remapping (the full default unit)",
+        &["--iommu", VTD_NESTED_OPTIONS],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-nested-nocache",
+        "upstream-vfio-nested with the model's translation caches off",
+        &["--iommu", "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on,caching=off"],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-aw39",
+        "Linux 7.3's own VFIO selftests on VT-d scalable mode with a 39-bit (3-level) address width: the map \
+         limit tests at the top of a smaller aperture",
+        &["--iommu", "vtd,aw=39,sm=on"],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
+    upstream_vfio(
+        "upstream-vfio-aw39-nocache",
+        "upstream-vfio-aw39 with the model's translation caches off",
+        &["--iommu", "vtd,aw=39,sm=on,caching=off"],
+        UPSTREAM_VFIO_SCALABLE_CMDLINE,
+    ),
 ];
 
 /// Looks a scenario up by name.
@@ -477,7 +634,32 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
 }
 
+/// The scenarios that exist for kernel `version`, in table order.
+pub fn for_kernel(version: KernelVersion) -> impl Iterator<Item = &'static Scenario> {
+    SCENARIOS.iter().filter(move |s| s.applies_to(version))
+}
+
 impl Scenario {
+    /// Whether the scenario exists for kernel `version`.
+    pub fn applies_to(&self, version: KernelVersion) -> bool {
+        self.kernel_versions.contains(&version)
+    }
+
+    /// Why the scenario cannot run on kernel `version`, or `None` when it can.
+    pub fn refusal(&self, version: KernelVersion) -> Option<String> {
+        if self.applies_to(version) {
+            return None;
+        }
+        let versions: Vec<&str> = self.kernel_versions.iter().map(|v| v.as_str()).collect();
+        Some(format!(
+            "scenario {} runs only on Linux {} (its tests are that kernel's), not on {version}; \
+             use --kernel-version {}",
+            self.name,
+            versions.join(" or "),
+            versions.first().copied().unwrap_or("?")
+        ))
+    }
+
     /// Machine options shared by `iovmm run` and `iovmm describe`.
     pub fn machine_args(&self) -> Vec<String> {
         let mut v = vec![
@@ -538,6 +720,13 @@ pub const BINDING_TESTS: &[&str] = &[
     "monitor-check",
     "nested-faults",
     "vfio-type1",
+    "vfio_dma_mapping_test",
+    "vfio_dma_mapping_mmio_test",
+    "vfio_iommufd_setup_test",
+    "vfio_pci_device_test",
+    "vfio_pci_device_init_perf_test",
+    "vfio_pci_sriov_uapi_test",
+    "vfio_pci_driver_test",
 ];
 
 /// Tests that provoke DMA faults (the driver logs them at error level).
@@ -551,6 +740,7 @@ pub const FAULTING_TESTS: &[&str] = &[
     "nested-replace",
     "nested-faults",
     "vfio-type1",
+    "vfio_pci_driver_test",
 ];
 
 #[cfg(test)]
@@ -600,11 +790,12 @@ mod tests {
             .unwrap()
             .guest_cmdline()
             .contains(" intel_iommu=on,sm_off "));
-        // Every VT-d configuration also runs with the model's caches off, with the same tests.
-        for s in SCENARIOS
-            .iter()
-            .filter(|s| s.name.starts_with("vtd-") && !s.name.ends_with("-nocache"))
-        {
+        // Every VT-d configuration (ours and the upstream selftests') also runs with the model's caches off,
+        // with the same tests, command line, memory and kernels.
+        for s in SCENARIOS.iter().filter(|s| {
+            (s.name.starts_with("vtd-") || s.name.starts_with("upstream-vfio-"))
+                && !s.name.ends_with("-nocache")
+        }) {
             let n = find(&format!("{}-nocache", s.name))
                 .unwrap_or_else(|| panic!("{} has no -nocache twin", s.name));
             let opt = |sc: &Scenario| sc.vmm_args[1].to_string();
@@ -612,6 +803,12 @@ mod tests {
             assert_eq!(
                 (n.tests, n.cmdline_extra),
                 (s.tests, s.cmdline_extra),
+                "{}",
+                s.name
+            );
+            assert_eq!(
+                (n.memory_mib, n.cpus, n.kernel_versions, n.initrd_extra),
+                (s.memory_mib, s.cpus, s.kernel_versions, s.initrd_extra),
                 "{}",
                 s.name
             );
@@ -652,6 +849,96 @@ mod tests {
         assert!(pos("kernel-log") < pos("kernel-dma"));
         assert!(pos("kernel-dma") < pos("vfio-cdev"));
         assert!(pos("default-domain") < pos("vfio-cdev"));
+    }
+
+    #[test]
+    fn upstream_vfio_scenarios() {
+        // The names are a contract (CI and the issue refer to them).
+        let names: Vec<&str> = SCENARIOS
+            .iter()
+            .filter(|s| s.name.starts_with("upstream-vfio-"))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "upstream-vfio-legacy",
+                "upstream-vfio-legacy-nocache",
+                "upstream-vfio-scalable",
+                "upstream-vfio-scalable-nocache",
+                "upstream-vfio-first-stage",
+                "upstream-vfio-first-stage-nocache",
+                "upstream-vfio-nested",
+                "upstream-vfio-nested-nocache",
+                "upstream-vfio-aw39",
+                "upstream-vfio-aw39-nocache",
+            ]
+        );
+        let options = |n: &str| find(n).unwrap().vmm_args[1];
+        assert_eq!(options("upstream-vfio-legacy"), "vtd,aw=48,sm=off");
+        assert_eq!(
+            options("upstream-vfio-scalable"),
+            "vtd,aw=48,sm=on,fl=off,nest=off"
+        );
+        assert_eq!(
+            options("upstream-vfio-first-stage"),
+            "vtd,aw=48,sm=on,fl=on,nest=off,ir=on,eim=on"
+        );
+        assert_eq!(
+            options("upstream-vfio-nested"),
+            "vtd,aw=48,sm=on,fl=on,nest=on,ir=on,eim=on"
+        );
+        assert_eq!(options("upstream-vfio-aw39"), "vtd,aw=39,sm=on");
+        for name in names {
+            let s = find(name).unwrap();
+            // Linux 7.3's selftests: only on 7.3, with the binaries appended to the guest initramfs.
+            assert_eq!(s.kernel_versions, [KernelVersion::V7_3], "{name}");
+            assert!(!s.applies_to(KernelVersion::V6_12));
+            assert!(s
+                .refusal(KernelVersion::V6_12)
+                .unwrap()
+                .contains("only on Linux 7.3"));
+            assert_eq!(s.refusal(KernelVersion::V7_3), None);
+            assert_eq!(s.initrd_extra, [VFIO_SELFTESTS], "{name}");
+            assert_eq!(s.kernel, GuestKernel::Built);
+            // Every upstream binary, each a guest test of the same name.
+            let mut want: Vec<&str> = crate::guest::upstream_vfio::SELFTESTS
+                .iter()
+                .map(|t| t.binary)
+                .collect();
+            let mut got = s.tests.to_vec();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(s.tests.last(), Some(&"vfio_pci_driver_test"));
+            // Memory for the 1 GiB buffers and the 1 GiB huge page, reserved on the command line.
+            assert!(s.memory_mib >= 4096);
+            let c = s.guest_cmdline();
+            for w in [
+                "hugepagesz=1G",
+                "hugepages=1",
+                "hugepagesz=2M",
+                "vfio_pci.enable_sriov=1",
+            ] {
+                assert!(c.split(' ').any(|x| x == w), "{name}: {c}");
+            }
+            let sm = if s.vmm_args[1].contains("sm=off") {
+                "intel_iommu=on,sm_off"
+            } else {
+                "intel_iommu=on,sm_on"
+            };
+            assert!(c.split(' ').any(|x| x == sm), "{name}: {c}");
+            // Interrupt remapping is on (the VT-d default), so VFIO needs no escape hatch.
+            assert!(!c.contains("allow_unsafe_interrupts"), "{c}");
+            assert!(!s.vmm_args[1].contains("ir=off"));
+        }
+        // Scenario lists per kernel: 6.12 has none of them, 7.3 has every scenario.
+        assert!(for_kernel(KernelVersion::V6_12).all(|s| !s.name.starts_with("upstream-vfio-")));
+        assert_eq!(
+            for_kernel(KernelVersion::V6_12).count(),
+            SCENARIOS.len() - 10
+        );
+        assert_eq!(for_kernel(KernelVersion::V7_3).count(), SCENARIOS.len());
     }
 
     /// A bring-up scenario over /dev/mem (`model`) and its `-nocache` twin: the IOMMU option, RAM reserved

@@ -103,13 +103,27 @@ pub fn scenario_archive(script: &str, iovmm: &[u8], kernel: &[u8], initrd: &[u8]
     w.finish()
 }
 
-/// QEMU's arguments for the test host.
+/// The test host's memory when it never goes below: its kernel, its initramfs (unpacked: iovmm, the guest
+/// kernel and initramfs) and a 512 MiB guest fit with room to spare.
+pub const TESTHOST_MIN_MEMORY_MIB: u32 = 2048;
+/// What the test host needs beside the guest's RAM (which iovmm maps and the guest may touch entirely).
+pub const TESTHOST_HEADROOM_MIB: u32 = 1536;
+
+/// The test host's memory (`-m`) for a guest of `guest_mib`: at least [`TESTHOST_MIN_MEMORY_MIB`], else the
+/// guest's RAM plus [`TESTHOST_HEADROOM_MIB`]. QEMU allocates it lazily, so only what the guest touches costs
+/// host memory.
+pub fn testhost_memory_mib(guest_mib: u32) -> u32 {
+    TESTHOST_MIN_MEMORY_MIB.max(guest_mib.saturating_add(TESTHOST_HEADROOM_MIB))
+}
+
+/// QEMU's arguments for the test host, with `memory_mib` of RAM ([`testhost_memory_mib`]).
 ///
 /// One test-host vCPU (`-smp 1`): with two, the test host's kernel sometimes oopsed on a stale `int3` right after
 /// live-patching its own code (text_poke_bp in kvm_amd or the scheduler, seen twice in 16 boots under load), a
 /// cross-CPU code-modification race in QEMU's multi-threaded TCG. The guest's vCPUs are threads of the test host
 /// and still run (time-shared) on its one CPU. (`thread=single` with two vCPUs hung the nested guest.)
-pub fn qemu_args(testhost_kernel: &Path, initrd: &Path) -> Vec<String> {
+pub fn qemu_args(testhost_kernel: &Path, initrd: &Path, memory_mib: u32) -> Vec<String> {
+    let memory = memory_mib.to_string();
     [
         "-accel",
         "tcg",
@@ -120,7 +134,7 @@ pub fn qemu_args(testhost_kernel: &Path, initrd: &Path) -> Vec<String> {
         "-smp",
         "1",
         "-m",
-        "2048",
+        &memory,
         "-kernel",
         &testhost_kernel.display().to_string(),
         "-initrd",
@@ -169,11 +183,12 @@ pub fn run(
     qemu: &Path,
     testhost_kernel: &Path,
     initrd: &Path,
+    memory_mib: u32,
     timeout: Duration,
     sink: &mut Sink<'_>,
 ) -> Result<BootRun, String> {
     let mut cmd = Command::new(qemu);
-    cmd.args(qemu_args(testhost_kernel, initrd));
+    cmd.args(qemu_args(testhost_kernel, initrd, memory_mib));
     let captured = exec::run(cmd, timeout, sink)?;
     let vmm_status = parse_status(captured.texts());
     Ok(BootRun {
@@ -348,11 +363,20 @@ mod tests {
 
     #[test]
     fn qemu_command_matches_the_contract() {
-        let a = qemu_args(Path::new("/img/testhost-vmlinuz"), Path::new("/w/initrd"));
+        let a = qemu_args(
+            Path::new("/img/testhost-vmlinuz"),
+            Path::new("/w/initrd"),
+            testhost_memory_mib(512),
+        );
         assert_eq!(
             a.join(" "),
             "-accel tcg -M q35 -cpu max -smp 1 -m 2048 -kernel /img/testhost-vmlinuz -initrd /w/initrd \
              -append console=ttyS0 panic=-1 quiet -nographic -no-reboot"
         );
+        // A big guest gets a big test host.
+        assert_eq!(testhost_memory_mib(4096), 5632);
+        assert_eq!(testhost_memory_mib(256), 2048);
+        let a = qemu_args(Path::new("/k"), Path::new("/i"), testhost_memory_mib(4096));
+        assert!(a.join(" ").contains(" -m 5632 "));
     }
 }

@@ -2,9 +2,15 @@
 //! runner's exit decision. Every planned test gets a case: a missing result is a failure that says why.
 //! One more case, `vmm-exit`, checks the run itself: no timeout, and the VMM's exit status equal to the
 //! status the guest's results imply (0 when nothing failed, 1 otherwise).
+//!
+//! A result with subtests (a guest test that ran a suite of its own, e.g. one of Linux's VFIO selftests) becomes
+//! one case per subtest instead, classname `iovmm.SCENARIO.TEST`, so the suite's own cases are what JUnit shows
+//! and the summary counts (a skipped upstream case is a skipped case, a failed one a failure). The test's own
+//! result is a case of its own only when it failed for a reason no subtest shows (the suite binary crashed, its
+//! exit status or plan disagreed, its name was not the planned one).
 
 use super::junit::{Case, CaseOutcome, Suite};
-use super::ktap::{Ktap, Status};
+use super::ktap::{Ktap, Status, TestResult};
 use super::monitor;
 
 /// Name of the synthetic case that checks the run itself.
@@ -232,6 +238,76 @@ fn monitor_case(f: &RunFacts, classname: &str) -> Case {
     }
 }
 
+/// The case outcome a result's own status gives (a failure's message is its first diagnostic).
+fn status_outcome(r: &TestResult) -> CaseOutcome {
+    match &r.status {
+        Status::Pass => CaseOutcome::Pass,
+        Status::Skip(reason) => CaseOutcome::Skip {
+            message: reason.clone(),
+        },
+        Status::Fail => CaseOutcome::Fail {
+            message: r
+                .diagnostics
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "failed (no diagnostics)".to_string()),
+            details: r.diagnostics.join("\n"),
+        },
+    }
+}
+
+/// The cases of one result: itself when it has no subtests, else one case per subtest (recursively, classname
+/// extended by the result's name), plus itself when it failed and no subtest failure explains it, when its nested
+/// block is inconsistent (no plan, or a plan its results do not match), or when `forced` (a failure of the
+/// result itself, e.g. not the planned test) says so.
+fn result_cases(r: &TestResult, classname: &str, forced: Option<CaseOutcome>) -> Vec<Case> {
+    let outcome = status_outcome(r);
+    if r.subtests.is_empty() {
+        return vec![Case {
+            name: r.name.clone(),
+            classname: classname.to_string(),
+            outcome: forced.unwrap_or(outcome),
+        }];
+    }
+    let inner = format!("{classname}.{}", r.name);
+    let mut out: Vec<Case> = r
+        .subtests
+        .iter()
+        .flat_map(|s| result_cases(s, &inner, None))
+        .collect();
+    let is_fail = |c: &CaseOutcome| matches!(c, CaseOutcome::Fail { .. });
+    let sub_failed = out.iter().any(|c| is_fail(&c.outcome));
+    let structural = match r.subtest_plan {
+        Some(p) if p as usize == r.subtests.len() => None,
+        Some(p) => Some(format!(
+            "its subtests planned 1..{p}, {} reported",
+            r.subtests.len()
+        )),
+        None => Some("its subtest block has no plan line".to_string()),
+    };
+    let own = match (forced, structural, outcome) {
+        (Some(f), _, _) => Some(f),
+        (None, Some(why), CaseOutcome::Fail { message, details }) => Some(CaseOutcome::Fail {
+            message: format!("{message}; {why}"),
+            details,
+        }),
+        (None, Some(why), _) => Some(CaseOutcome::Fail {
+            message: why.clone(),
+            details: why,
+        }),
+        (None, None, o @ CaseOutcome::Fail { .. }) if !sub_failed => Some(o),
+        (None, None, _) => None,
+    };
+    if let Some(outcome) = own {
+        out.push(Case {
+            name: r.name.clone(),
+            classname: classname.to_string(),
+            outcome,
+        });
+    }
+    out
+}
+
 /// Judges one run.
 pub fn judge(f: &RunFacts) -> Verdict {
     let classname = format!("iovmm.{}", f.scenario);
@@ -244,54 +320,32 @@ pub fn judge(f: &RunFacts) -> Verdict {
     for i in 0..count {
         let number = (i + 1) as u32;
         let planned = f.planned.get(i);
-        let case = match f.ktap.result(number) {
+        match f.ktap.result(number) {
             Some(r) => {
-                let outcome = match &r.status {
-                    Status::Pass => CaseOutcome::Pass,
-                    Status::Skip(reason) => CaseOutcome::Skip {
-                        message: reason.clone(),
-                    },
-                    Status::Fail => {
-                        guest_failed = true;
-                        CaseOutcome::Fail {
-                            message: r
-                                .diagnostics
-                                .first()
-                                .cloned()
-                                .unwrap_or_else(|| "failed (no diagnostics)".to_string()),
-                            details: r.diagnostics.join("\n"),
-                        }
-                    }
-                };
-                let mut outcome = outcome;
-                if let Some(p) = planned {
-                    if *p != r.name {
-                        outcome = CaseOutcome::Fail {
-                            message: format!("result {number} is {:?}, planned {p:?}", r.name),
-                            details: r.diagnostics.join("\n"),
-                        };
-                    }
+                if r.status == Status::Fail {
+                    guest_failed = true;
                 }
-                Case {
-                    name: r.name.clone(),
-                    classname: classname.clone(),
-                    outcome,
-                }
+                let misnamed = planned
+                    .filter(|p| **p != r.name)
+                    .map(|p| CaseOutcome::Fail {
+                        message: format!("result {number} is {:?}, planned {p:?}", r.name),
+                        details: r.diagnostics.join("\n"),
+                    });
+                cases.extend(result_cases(r, &classname, misnamed));
             }
             None => {
                 let name = planned.cloned().unwrap_or_else(|| format!("test-{number}"));
                 let reason = missing_reason(f);
-                Case {
+                cases.push(Case {
                     name,
                     classname: classname.clone(),
                     outcome: CaseOutcome::Fail {
                         message: reason.clone(),
                         details: reason,
                     },
-                }
+                });
             }
-        };
-        cases.push(case);
+        }
     }
     if f.monitor_expected {
         cases.push(monitor_case(f, &classname));
@@ -370,6 +424,162 @@ mod tests {
         assert_eq!(v.cases[4].outcome, CaseOutcome::Pass);
         f.monitor_expected = false;
         assert_eq!(judge(&f).cases.len(), 4);
+    }
+
+    /// A run of two guest tests, the first with the nested block of an upstream selftest binary.
+    fn nested_facts(inner: &[&str], outer_status: &str, second: &str) -> RunFacts {
+        let mut lines = vec!["KTAP version 1", "1..2"];
+        lines.extend_from_slice(inner);
+        lines.push(outer_status);
+        lines.push(second);
+        RunFacts {
+            scenario: "upstream-vfio-legacy".into(),
+            planned: vec!["vfio_pci_device_test".into(), "vfio_pci_driver_test".into()],
+            ktap: ktap::parse(&lines),
+            vmm_status: Some(
+                if outer_status.starts_with("not ok") || second.starts_with("not ok") {
+                    1
+                } else {
+                    0
+                },
+            ),
+            timeout_secs: 60,
+            ..Default::default()
+        }
+    }
+
+    const DEVICE_TEST_BLOCK: &[&str] = &[
+        "    KTAP version 1",
+        "    # Subtest: vfio_pci_device_test",
+        "    1..3",
+        "    ok 1 vfio_pci_device_test.config_space_read_write",
+        "    ok 2 vfio_pci_device_test.reset # SKIP Device does not support reset",
+        "    ok 3 vfio_pci_irq_test.msi.enable_trigger_disable",
+    ];
+
+    #[test]
+    fn upstream_cases_are_the_cases() {
+        let f = nested_facts(
+            DEVICE_TEST_BLOCK,
+            "ok 1 vfio_pci_device_test",
+            "ok 2 vfio_pci_driver_test # SKIP No driver found for device 0000:00:06.0",
+        );
+        let v = judge(&f);
+        assert!(v.ok(), "{v:?}");
+        // Three upstream cases, the skipped binary, the run case: a skipped upstream case is a skip.
+        assert_eq!(v.summary(), "3 passed, 0 failed, 2 skipped");
+        let names: Vec<(&str, &str)> = v
+            .cases
+            .iter()
+            .map(|c| (c.classname.as_str(), c.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (
+                    "iovmm.upstream-vfio-legacy.vfio_pci_device_test",
+                    "vfio_pci_device_test.config_space_read_write"
+                ),
+                (
+                    "iovmm.upstream-vfio-legacy.vfio_pci_device_test",
+                    "vfio_pci_device_test.reset"
+                ),
+                (
+                    "iovmm.upstream-vfio-legacy.vfio_pci_device_test",
+                    "vfio_pci_irq_test.msi.enable_trigger_disable"
+                ),
+                ("iovmm.upstream-vfio-legacy", "vfio_pci_driver_test"),
+                ("iovmm.upstream-vfio-legacy", RUN_CASE),
+            ]
+        );
+        assert_eq!(
+            v.cases[1].outcome,
+            CaseOutcome::Skip {
+                message: "Device does not support reset".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_failed_upstream_case_fails_the_scenario() {
+        let mut block = DEVICE_TEST_BLOCK[..5].to_vec();
+        block.push("    # vfio_pci_device.c:60: Assertion failure");
+        block.push("    not ok 3 vfio_pci_irq_test.msi.enable_trigger_disable");
+        let f = nested_facts(
+            &block,
+            "not ok 1 vfio_pci_device_test",
+            "ok 2 vfio_pci_driver_test",
+        );
+        let v = judge(&f);
+        assert!(!v.ok());
+        // config_space_read_write, the driver test and the run case pass.
+        assert_eq!(v.summary(), "3 passed, 1 failed, 1 skipped");
+        let failed: Vec<&Case> = v
+            .cases
+            .iter()
+            .filter(|c| matches!(c.outcome, CaseOutcome::Fail { .. }))
+            .collect();
+        // The failed upstream case, with its output; the binary's own failure adds no case of its own.
+        assert_eq!(failed.len(), 1);
+        assert_eq!(
+            failed[0].name,
+            "vfio_pci_irq_test.msi.enable_trigger_disable"
+        );
+        assert!(
+            matches!(&failed[0].outcome, CaseOutcome::Fail { message, .. } if message.contains("Assertion failure"))
+        );
+        // The guest's status 1 agrees with the failed test.
+        assert_eq!(v.cases.last().unwrap().outcome, CaseOutcome::Pass);
+    }
+
+    #[test]
+    fn a_binary_failure_no_case_shows_is_a_case() {
+        // Every case passed, yet the binary failed (e.g. exited 1 after its cases): the test's own result says
+        // so and becomes a failed case.
+        let f = nested_facts(
+            &["    1..1", "    ok 1 vfio_cdev.bind"],
+            "not ok 1 vfio_pci_device_test",
+            "ok 2 vfio_pci_driver_test",
+        );
+        let mut f = f;
+        f.ktap.results[0].diagnostics =
+            vec!["vfio_pci_device_test: exit status 1 with 0 failed cases".into()];
+        let v = judge(&f);
+        assert!(!v.ok());
+        let own = v
+            .cases
+            .iter()
+            .find(|c| c.name == "vfio_pci_device_test")
+            .unwrap();
+        assert!(
+            matches!(&own.outcome, CaseOutcome::Fail { message, .. } if message.contains("exit status 1"))
+        );
+        // A nested plan its results do not match fails too, even when the guest said ok.
+        let f = nested_facts(
+            &["    1..3", "    ok 1 vfio_cdev.bind"],
+            "ok 1 vfio_pci_device_test",
+            "ok 2 vfio_pci_driver_test",
+        );
+        let v = judge(&f);
+        assert!(!v.ok());
+        let own = v
+            .cases
+            .iter()
+            .find(|c| c.name == "vfio_pci_device_test")
+            .unwrap();
+        assert!(
+            matches!(&own.outcome, CaseOutcome::Fail { message, .. } if message.contains("planned 1..3, 1 reported"))
+        );
+        // As does a test that is not the planned one, subtests or not.
+        let f = nested_facts(
+            &["    1..1", "    ok 1 vfio_cdev.bind"],
+            "ok 1 vfio_iommufd_setup_test",
+            "ok 2 vfio_pci_driver_test",
+        );
+        let v = judge(&f);
+        assert!(!v.ok());
+        assert!(v.cases.iter().any(|c| c.name == "vfio_iommufd_setup_test"
+            && matches!(&c.outcome, CaseOutcome::Fail { message, .. } if message.contains("planned \"vfio_pci_device_test\""))));
     }
 
     #[test]
