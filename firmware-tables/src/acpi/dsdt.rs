@@ -39,10 +39,7 @@ use acpi_tables::aml::{
 use acpi_tables::sdt::Sdt;
 use acpi_tables::{Aml, AmlSink};
 
-use super::processors::{
-    cpc_package, platform_osc, processor_device, OSC_CAPABILITIES_MASKED,
-    OSC_UNRECOGNIZED_REVISION, OSC_UNRECOGNIZED_UUID,
-};
+use super::processors::{cpc_package, platform_osc, processor_device};
 use super::{AcpiPlatform, PciHostBridge, OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 
 /// DSDT revision 2: integers are 64 bits (needed for the QWord window).
@@ -158,29 +155,41 @@ fn host_bridge_crs(pci: &PciHostBridge) -> Raw {
 /// }
 /// ```
 fn host_bridge_osc() -> Raw {
+    osc_method(PCI_OSC_UUID, ("CDW3", 8), OSC_GRANTED_CONTROLS)
+}
+
+/// `_OSC` status bits in capabilities DWORD 1 (ACPI 6.5 section 6.2.11, table 6.16).
+pub(crate) const OSC_UNRECOGNIZED_UUID: u8 = 1 << 2;
+pub(crate) const OSC_UNRECOGNIZED_REVISION: u8 = 1 << 3;
+pub(crate) const OSC_CAPABILITIES_MASKED: u8 = 1 << 4;
+
+/// An `_OSC` method for one UUID (ACPI 6.5 section 6.2.11) that grants exactly `granted` of the capabilities the OS
+/// passes in the DWORD named `dword` at byte `offset` of Arg3: an unknown revision sets "unrecognized revision",
+/// masked bits set "capabilities masked", another UUID sets "unrecognized UUID"; Arg3 comes back.
+pub(crate) fn osc_method(uuid: &str, (dword, offset): (&str, u8), granted: u32) -> Raw {
     let cdw1 = Path::new("CDW1");
-    let cdw3 = Path::new("CDW3");
+    let cdw = Path::new(dword);
     let create_cdw1 = CreateDWordField::new(&cdw1, &Arg(3), &ZERO);
-    let create_cdw3 = CreateDWordField::new(&cdw3, &Arg(3), &8u8);
-    let uuid = Uuid::new(PCI_OSC_UUID);
-    let is_pci = Equal::new(&Arg(0), &uuid);
+    let create_cdw = CreateDWordField::new(&cdw, &Arg(3), &offset);
+    let uuid = Uuid::new(uuid);
+    let is_ours = Equal::new(&Arg(0), &uuid);
 
     let bad_revision = NotEqual::new(&Arg(1), &ONE);
     let flag_revision = Or::new(&cdw1, &cdw1, &OSC_UNRECOGNIZED_REVISION);
     let if_bad_revision = If::new(&bad_revision, vec![&flag_revision]);
 
-    let granted = And::new(&Local(0), &cdw3, &OSC_GRANTED_CONTROLS);
-    let masked = NotEqual::new(&cdw3, &Local(0));
+    let grant = And::new(&Local(0), &cdw, &granted);
+    let masked = NotEqual::new(&cdw, &Local(0));
     let flag_masked = Or::new(&cdw1, &cdw1, &OSC_CAPABILITIES_MASKED);
     let if_masked = If::new(&masked, vec![&flag_masked]);
-    let store_granted = Store::new(&cdw3, &Local(0));
+    let store_granted = Store::new(&cdw, &Local(0));
 
-    let if_pci = If::new(
-        &is_pci,
+    let if_ours = If::new(
+        &is_ours,
         vec![
-            &create_cdw3,
+            &create_cdw,
             &if_bad_revision,
-            &granted,
+            &grant,
             &if_masked,
             &store_granted,
         ],
@@ -192,7 +201,7 @@ fn host_bridge_osc() -> Raw {
         "_OSC".into(),
         4,
         true,
-        vec![&create_cdw1, &if_pci, &else_uuid, &ret],
+        vec![&create_cdw1, &if_ours, &else_uuid, &ret],
     ))
 }
 

@@ -46,13 +46,10 @@
 //! are masked and flagged, an unknown UUID or revision is flagged, as ACPI 6.5 section 6.2.11 asks and as the
 //! host bridge `_OSC` in dsdt.rs does.
 
-use acpi_tables::aml::{
-    And, Arg, CreateDWordField, Device, Else, Equal, If, Local, Method, Name, NotEqual, Or,
-    Package, Path, Return, Store, Uuid, ONE, ZERO,
-};
+use acpi_tables::aml::{Device, Method, Name, Package, Path, Return};
 use acpi_tables::{Aml, AmlSink};
 
-use super::dsdt::{encode, Raw};
+use super::dsdt::{encode, osc_method, Raw};
 
 /// UUID of the platform-wide `_OSC` (ACPI 6.5 section 6.2.11.2).
 pub(crate) const PLATFORM_OSC_UUID: &str = "0811B06E-4A27-44F9-8D60-3CBBC22E7B48";
@@ -62,11 +59,6 @@ pub(crate) const OSC_SB_CPC_SUPPORT: u32 = 1 << 5;
 pub(crate) const OSC_SB_CPCV2_SUPPORT: u32 = 1 << 6;
 /// What the platform acknowledges: CPPC and CPPC revision 2, nothing else.
 pub(crate) const PLATFORM_OSC_GRANTED: u32 = OSC_SB_CPC_SUPPORT | OSC_SB_CPCV2_SUPPORT;
-
-/// `_OSC` status bits in capabilities DWORD 1 (ACPI 6.5 section 6.2.11, table 6.16).
-pub(crate) const OSC_UNRECOGNIZED_UUID: u8 = 1 << 2;
-pub(crate) const OSC_UNRECOGNIZED_REVISION: u8 = 1 << 3;
-pub(crate) const OSC_CAPABILITIES_MASKED: u8 = 1 << 4;
 
 /// `_HID` of a processor device (ACPI 6.5 section 8.4).
 pub(crate) const PROCESSOR_HID: &str = "ACPI0007";
@@ -188,42 +180,7 @@ pub(crate) fn processor_device(uid: u8) -> Raw {
 
 /// The platform-wide `\_SB._OSC` (see the module documentation).
 pub(crate) fn platform_osc() -> Raw {
-    let cdw1 = Path::new("CDW1");
-    let cdw2 = Path::new("CDW2");
-    let create_cdw1 = CreateDWordField::new(&cdw1, &Arg(3), &ZERO);
-    let create_cdw2 = CreateDWordField::new(&cdw2, &Arg(3), &4u8);
-    let uuid = Uuid::new(PLATFORM_OSC_UUID);
-    let is_platform = Equal::new(&Arg(0), &uuid);
-
-    let bad_revision = NotEqual::new(&Arg(1), &ONE);
-    let flag_revision = Or::new(&cdw1, &cdw1, &OSC_UNRECOGNIZED_REVISION);
-    let if_bad_revision = If::new(&bad_revision, vec![&flag_revision]);
-
-    let granted = And::new(&Local(0), &cdw2, &PLATFORM_OSC_GRANTED);
-    let masked = NotEqual::new(&cdw2, &Local(0));
-    let flag_masked = Or::new(&cdw1, &cdw1, &OSC_CAPABILITIES_MASKED);
-    let if_masked = If::new(&masked, vec![&flag_masked]);
-    let store_granted = Store::new(&cdw2, &Local(0));
-
-    let if_platform = If::new(
-        &is_platform,
-        vec![
-            &create_cdw2,
-            &if_bad_revision,
-            &granted,
-            &if_masked,
-            &store_granted,
-        ],
-    );
-    let flag_uuid = Or::new(&cdw1, &cdw1, &OSC_UNRECOGNIZED_UUID);
-    let else_uuid = Else::new(vec![&flag_uuid]);
-    let ret = Return::new(&Arg(3));
-    encode(&Method::new(
-        "_OSC".into(),
-        4,
-        true,
-        vec![&create_cdw1, &if_platform, &else_uuid, &ret],
-    ))
+    osc_method(PLATFORM_OSC_UUID, ("CDW2", 4), PLATFORM_OSC_GRANTED)
 }
 
 #[cfg(test)]
