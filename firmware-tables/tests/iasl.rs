@@ -197,6 +197,20 @@ fn buffers(output: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Runs each `_OSC` call under acpiexec against DSDT.dat in `dir`; every call must return the `len`-byte buffer
+/// it was given, and acpiexec must not complain.
+fn execute_osc(dir: &std::path::Path, calls: &[String], len: usize) -> Vec<Vec<u8>> {
+    let (ok, out) = run("acpiexec", &["-b", &calls.join(";"), "DSDT.dat"], dir);
+    assert!(ok, "acpiexec failed:\n{out}");
+    assert!(problems(&out).is_empty(), "acpiexec complained:\n{out}");
+    let results = buffers(&out);
+    assert_eq!(results.len(), calls.len(), "acpiexec output:\n{out}");
+    for r in &results {
+        assert_eq!(r.len(), len, "_OSC returns the buffer it was given");
+    }
+    results
+}
+
 fn dword(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
 }
@@ -218,14 +232,7 @@ fn osc_grants_what_linux_asks_for() {
         format!("execute \\_SB.PCI0._OSC ({PCI_UUID}) 2 3 (00 00 00 00 1f 02 00 00 1d 00 00 00)"),
         format!("execute \\_SB.PCI0._OSC ({OTHER_UUID}) 1 3 (00 00 00 00 1f 02 00 00 1d 00 00 00)"),
     ];
-    let (ok, out) = run("acpiexec", &["-b", &calls.join(";"), "DSDT.dat"], &dir);
-    assert!(ok, "acpiexec failed:\n{out}");
-    assert!(problems(&out).is_empty(), "acpiexec complained:\n{out}");
-    let results = buffers(&out);
-    assert_eq!(results.len(), calls.len(), "acpiexec output:\n{out}");
-    for r in &results {
-        assert_eq!(r.len(), 12, "_OSC returns the buffer it was given");
-    }
+    let results = execute_osc(&dir, &calls, 12);
     let cdw = |i: usize| (dword(&results[i], 0), dword(&results[i], 2));
     assert_eq!(
         cdw(0),
@@ -270,14 +277,7 @@ fn platform_osc_acknowledges_cppc_only() {
         format!("execute \\_SB._OSC ({PLATFORM_UUID}) 2 2 (00 00 00 00 60 00 00 00)"),
         format!("execute \\_SB._OSC ({OTHER_UUID}) 1 2 (00 00 00 00 60 00 00 00)"),
     ];
-    let (ok, out) = run("acpiexec", &["-b", &calls.join(";"), "DSDT.dat"], &dir);
-    assert!(ok, "acpiexec failed:\n{out}");
-    assert!(problems(&out).is_empty(), "acpiexec complained:\n{out}");
-    let results = buffers(&out);
-    assert_eq!(results.len(), calls.len(), "acpiexec output:\n{out}");
-    for r in &results {
-        assert_eq!(r.len(), 8, "_OSC returns the buffer it was given");
-    }
+    let results = execute_osc(&dir, &calls, 8);
     let cdw = |i: usize| (dword(&results[i], 0), dword(&results[i], 1));
     assert_eq!(
         cdw(0),
